@@ -21,7 +21,7 @@ const { generateHostTypes, generateGuestTypes, writeFiles } = await import('@byt
 
 async function generate(kind: 'host' | 'guest', witDir: string, world: string, outDir: string): Promise<void> {
   await rm(outDir, { recursive: true, force: true });
-  const opts = { worldName: world, outDir: outDir + '/', instantiation: 'async' as const };
+  const opts = { worldName: world, outDir: outDir + '/', instantiation: { tag: 'async' as const } };
   const files = kind === 'host' ? await generateHostTypes(witDir, opts) : await generateGuestTypes(witDir, opts);
   await writeFiles(files);
   console.log(`${kind} types for ${world} -> ${outDir.slice(root.length + 1)}`);
