@@ -1,0 +1,278 @@
+// Unit tests of the rtnetlink codec. Expected bytes are written out by hand
+// from the kernel's struct layouts (little-endian), so the encoder is checked
+// against the wire format rather than against the decoder.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NetlinkError } from './backend.ts';
+import {
+  AF_INET,
+  IFLA_IFNAME,
+  IFLA_INFO_DATA,
+  IFLA_INFO_KIND,
+  IFLA_LINKINFO,
+  IFLA_MTU,
+  NLA_F_NESTED,
+  NLM_F_ACK,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REQUEST,
+  RTM_NEWLINK,
+  ReplyCollector,
+  VETH_INFO_PEER,
+  align4,
+  attrString,
+  attrU32,
+  decodeAddress,
+  decodeAttrs,
+  decodeError,
+  decodeLink,
+  decodeMessages,
+  encodeAttrs,
+  encodeIfAddrMsg,
+  encodeIfInfoMsg,
+  encodeMessage,
+  errnoName,
+  nestedAttr,
+  netlinkError,
+  strAttr,
+  u32Attr,
+  vethPeerAttr,
+} from './codec.ts';
+
+/** Bytes from hex, ignoring whitespace and `|` separators used for readability. */
+function hex(s: string): Uint8Array {
+  const clean = s.replace(/[\s|]/g, '');
+  return Uint8Array.from(clean.match(/../g) ?? [], (h) => parseInt(h, 16));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+describe('encoding', () => {
+  test('align4 rounds up to multiples of 4', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 8, 9].map(align4), [0, 4, 4, 4, 4, 8, 8, 12]);
+  });
+
+  test('string attributes are NUL-terminated and padded to 4 bytes', () => {
+    // "br0\0" fills the 4 payload bytes exactly: len 8, no padding.
+    assert.deepEqual(encodeAttrs([strAttr(IFLA_IFNAME, 'br0')]), hex('0800 0300 | 62723000'));
+    // "eth10\0" is 6 bytes: len 10, then 2 zero bytes of padding.
+    assert.deepEqual(encodeAttrs([strAttr(IFLA_IFNAME, 'eth10')]), hex('0a00 0300 | 6574683130 00 | 0000'));
+  });
+
+  test('u32 attributes are native-endian (little-endian)', () => {
+    assert.deepEqual(encodeAttrs([u32Attr(IFLA_MTU, 1400)]), hex('0800 0400 | 78050000'));
+  });
+
+  test('nested attributes carry NLA_F_NESTED and the padded size of their children', () => {
+    const bytes = encodeAttrs([nestedAttr(IFLA_LINKINFO, [strAttr(IFLA_INFO_KIND, 'bridge')])]);
+    // IFLA_LINKINFO (18 | 0x8000), len 16 = 4 + IFLA_INFO_KIND (len 11, padded to 12).
+    assert.deepEqual(bytes, hex('1000 1280 | 0b00 0100 | 627269646765 00 | 00'));
+  });
+
+  test('consecutive attributes each start on a 4-byte boundary', () => {
+    const bytes = encodeAttrs([strAttr(IFLA_IFNAME, 'v0'), u32Attr(IFLA_MTU, 9000)]);
+    assert.deepEqual(bytes, hex('0700 0300 | 763000 00 | 0800 0400 | 28230000'));
+  });
+
+  test('ifinfomsg and ifaddrmsg layouts', () => {
+    assert.deepEqual(
+      encodeIfInfoMsg({ index: 3, flags: 1, change: 1 }),
+      hex('00 00 0000 | 03000000 | 01000000 | 01000000'),
+    );
+    assert.deepEqual(encodeIfAddrMsg({ family: AF_INET, prefixlen: 24, index: 5 }), hex('02 18 00 00 | 05000000'));
+  });
+
+  test('a message has a 16-byte header whose length covers the whole message', () => {
+    const msg = encodeMessage(
+      { type: RTM_NEWLINK, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: 42 },
+      encodeIfInfoMsg({}),
+      [strAttr(IFLA_IFNAME, 'br0')],
+    );
+    assert.deepEqual(
+      msg,
+      hex(`28000000 1000 0506 2a000000 00000000
+           00000000 00000000 00000000 00000000
+           0800 0300 62723000`),
+    );
+  });
+
+  test('a veth request embeds the peer ifinfomsg and attributes in VETH_INFO_PEER', () => {
+    const linkinfo = nestedAttr(IFLA_LINKINFO, [
+      strAttr(IFLA_INFO_KIND, 'veth'),
+      nestedAttr(IFLA_INFO_DATA, [vethPeerAttr([strAttr(IFLA_IFNAME, 'v1'), u32Attr(IFLA_MTU, 1400)])]),
+    ]);
+    const bytes = encodeAttrs([linkinfo]);
+    assert.deepEqual(
+      bytes,
+      hex(`3800 1280
+             0900 0100 7665746800 000000
+             2800 0280
+               2400 0100
+                 00000000 00000000 00000000 00000000
+                 0700 0300 763100 00
+                 0800 0400 78050000`),
+    );
+
+    // And it decodes back through the same layers.
+    const outer = decodeAttrs(bytes).get(IFLA_LINKINFO)!;
+    const inner = decodeAttrs(outer);
+    assert.equal(attrString(inner.get(IFLA_INFO_KIND)!), 'veth');
+    const peer = decodeAttrs(inner.get(IFLA_INFO_DATA)!).get(VETH_INFO_PEER)!;
+    assert.deepEqual(peer.subarray(0, 16), new Uint8Array(16));
+    const peerAttrs = decodeAttrs(peer.subarray(16));
+    assert.equal(attrString(peerAttrs.get(IFLA_IFNAME)!), 'v1');
+    assert.equal(attrU32(peerAttrs.get(IFLA_MTU)!), 1400);
+  });
+});
+
+// A link dump as the kernel sends it: two RTM_NEWLINK parts (NLM_F_MULTI,
+// seq 7, port 1234) in one datagram, then NLMSG_DONE in a second one.
+const BRIDGE_PART = hex(`4c000000 1000 0200 07000000 d2040000
+  00 00 0100 03000000 03100000 00000000
+  0800 0300 62723000
+  0800 0400 78050000
+  0a00 0100 021122334455 0000
+  1000 1280 0b00 0100 627269646765 00 00`);
+const VETH_PART = hex(`48000000 1000 0200 07000000 d2040000
+  00 00 0100 04000000 02100000 00000000
+  0700 0300 763000 00
+  0800 0400 dc050000
+  0800 0a00 03000000
+  1000 1280 0900 0100 7665746800 000000`);
+const DONE = hex('14000000 0300 0200 07000000 d2040000 00000000');
+/** A late reply to an earlier request (seq 6): must be ignored. */
+const STALE_ACK = hex('24000000 0200 0001 06000000 d2040000 00000000 | 14000000 1200 0500 06000000 00000000');
+
+describe('decoding', () => {
+  test('a datagram splits into its messages', () => {
+    const msgs = decodeMessages(concat(BRIDGE_PART, VETH_PART));
+    assert.equal(msgs.length, 2);
+    assert.deepEqual(
+      msgs.map((m) => [m.type, m.flags, m.seq, m.pid, m.payload.length]),
+      [
+        [RTM_NEWLINK, 2, 7, 1234, 60],
+        [RTM_NEWLINK, 2, 7, 1234, 56],
+      ],
+    );
+  });
+
+  test('RTM_NEWLINK decodes to name, kind, mtu, mac, flags and master', () => {
+    const [bridge, veth] = decodeMessages(concat(BRIDGE_PART, VETH_PART)).map((m) => decodeLink(m.payload));
+    assert.deepEqual(bridge, { index: 3, name: 'br0', kind: 'bridge', mtu: 1400, mac: '02:11:22:33:44:55', flags: 0x1003 });
+    assert.deepEqual(veth, { index: 4, name: 'v0', kind: 'veth', mtu: 1500, mac: '', flags: 0x1002, masterIndex: 3 });
+  });
+
+  test('a multi-part dump is complete at NLMSG_DONE and skips other sequence numbers', () => {
+    const replies = new ReplyCollector(7);
+    assert.equal(replies.feed(concat(STALE_ACK, BRIDGE_PART, VETH_PART)), false);
+    assert.equal(replies.feed(DONE), true);
+    assert.equal(replies.error, undefined);
+    assert.equal(replies.interrupted, false);
+    assert.deepEqual(
+      replies.messages.map((m) => decodeLink(m.payload).name),
+      ['br0', 'v0'],
+    );
+  });
+
+  test('a dump part with NLM_F_DUMP_INTR marks the dump as interrupted', () => {
+    const part = BRIDGE_PART.slice();
+    part[6] = 0x12; // NLM_F_MULTI | NLM_F_DUMP_INTR
+    const replies = new ReplyCollector(7);
+    replies.feed(concat(part, DONE));
+    assert.equal(replies.interrupted, true);
+  });
+
+  test('NLMSG_DONE carrying a negative errno fails the dump', () => {
+    const replies = new ReplyCollector(7);
+    assert.equal(replies.feed(hex('14000000 0300 0200 07000000 d2040000 f0ffffff')), true);
+    assert.deepEqual(replies.error, { errno: 16 });
+  });
+
+  test('NLMSG_ERROR with errno 0 is an acknowledgement', () => {
+    // Capped ack: error 0 + the request's nlmsghdr.
+    const ack = hex('24000000 0200 0001 09000000 d2040000 00000000 | 28000000 1000 0506 09000000 00000000');
+    const [msg] = decodeMessages(ack);
+    assert.deepEqual(decodeError(msg!), { errno: 0 });
+    const replies = new ReplyCollector(9);
+    assert.equal(replies.feed(ack), true);
+    assert.equal(replies.error, undefined);
+    assert.deepEqual(replies.messages, []);
+  });
+
+  test('NLMSG_ERROR carries a positive errno and the extended-ack text', () => {
+    // Capped + ACK_TLVS: error -17, echoed header, NLMSGERR_ATTR_MSG "test text".
+    const err = hex(`34000000 0200 0003 09000000 d2040000
+      efffffff
+      28000000 1000 0506 09000000 00000000
+      0e00 0100 7465737420746578 7400 0000`);
+    const replies = new ReplyCollector(9);
+    assert.equal(replies.feed(err), true);
+    assert.deepEqual(replies.error, { errno: 17, extack: 'test text' });
+  });
+
+  test('an uncapped NLMSG_ERROR echoes the whole request before the TLVs', () => {
+    const request = encodeMessage({ type: RTM_NEWLINK, flags: 5, seq: 3 }, encodeIfInfoMsg({}), [strAttr(IFLA_IFNAME, 'x')]);
+    const tlv = hex('0800 0100 6f6b2100'); // "ok!"
+    const payload = concat(hex('eaffffff'), request, tlv); // -22 = EINVAL
+    const header = new Uint8Array(16);
+    const v = new DataView(header.buffer);
+    v.setUint32(0, 16 + payload.length, true);
+    v.setUint16(4, 2, true);
+    v.setUint16(6, 0x200, true); // ACK_TLVS, not capped
+    v.setUint32(8, 3, true);
+    const [msg] = decodeMessages(concat(header, payload));
+    assert.deepEqual(decodeError(msg!), { errno: 22, extack: 'ok!' });
+  });
+
+  test('RTM_NEWADDR decodes IFA_LOCAL for IPv4 and IFA_ADDRESS for IPv6', () => {
+    const v4 = decodeAddress(hex('02 18 80 00 05000000 | 0800 0100 0a000002 | 0800 0200 0a000001'));
+    assert.deepEqual(v4, { family: 2, prefixlen: 24, index: 5, address: hex('0a000001') });
+    const v6 = decodeAddress(hex('0a 40 80 00 05000000 | 1400 0100 fd000000000000000000000000000001'));
+    assert.deepEqual(v6, { family: 10, prefixlen: 64, index: 5, address: hex('fd000000000000000000000000000001') });
+  });
+
+  test('malformed lengths are rejected', () => {
+    assert.throws(() => decodeMessages(hex('40000000 1000 0000 01000000 00000000')), /malformed message/);
+    assert.throws(() => decodeMessages(hex('08000000 1000 0000 01000000 00000000')), /malformed message/);
+    assert.throws(() => decodeAttrs(hex('0900 0300 6100')), /malformed attribute/);
+  });
+
+  test('decodeAttrs masks the nested flag from attribute types', () => {
+    // Type 0x8012 = IFLA_LINKINFO | NLA_F_NESTED.
+    const attrs = decodeAttrs(hex('0c00 1280 | 0800 0100 61626300'));
+    assert.deepEqual([...attrs.keys()], [IFLA_LINKINFO]);
+    assert.equal(0x8012, IFLA_LINKINFO | NLA_F_NESTED);
+  });
+});
+
+describe('errors', () => {
+  test('errno numbers map to names', () => {
+    assert.equal(errnoName(17), 'EEXIST');
+    assert.equal(errnoName(19), 'ENODEV');
+    assert.equal(errnoName(99), 'EADDRNOTAVAIL');
+    assert.equal(errnoName(95), 'EOPNOTSUPP');
+    assert.equal(errnoName(4242), 'ERRNO_4242');
+  });
+
+  test('netlinkError builds a NetlinkError with a readable message', () => {
+    const err = netlinkError(17, 'create link br-x');
+    assert.ok(err instanceof NetlinkError);
+    assert.equal(err.errno, 17);
+    assert.equal(err.code, 'EEXIST');
+    assert.equal(err.message, 'create link br-x: File exists (EEXIST)');
+    assert.equal(
+      netlinkError(22, 'create link y', 'Unknown device type').message,
+      'create link y: Invalid argument (EINVAL): Unknown device type',
+    );
+    assert.equal(netlinkError(4242, 'z').message, 'z: Unknown error 4242 (ERRNO_4242)');
+  });
+});

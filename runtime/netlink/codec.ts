@@ -1,0 +1,509 @@
+// A hand-written rtnetlink message codec: pure functions over Uint8Array and
+// DataView, no I/O. It is hand-written because no maintained npm library
+// speaks rtnetlink in-process under both Node and Deno, and spawning `ip` for
+// every operation costs milliseconds each time. wasmnet needs only a small
+// part of rtnetlink (links, their attributes and addresses), which fits here.
+//
+// Wire format (see netlink(7), rtnetlink(7), <linux/netlink.h>,
+// <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>):
+//
+//   nlmsghdr (16 bytes) | family header (ifinfomsg or ifaddrmsg) | rtattrs...
+//
+// Every rtattr is { u16 len, u16 type, payload } padded to 4 bytes; `len`
+// counts the 4-byte header and the payload but not the padding. A nested
+// attribute's payload is itself a list of rtattrs. All integers are in host
+// byte order, which on every platform wasmnet runs on is little-endian.
+
+import { NetlinkError } from './backend.ts';
+
+// --- Constants --------------------------------------------------------------
+
+/** Control message types (<linux/netlink.h>). */
+export const NLMSG_NOOP = 1;
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+
+/** nlmsghdr flags. */
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+/** Set on dump parts when the dump was interrupted by a change; redo it. */
+export const NLM_F_DUMP_INTR = 0x10;
+/** Flags for new objects (RTM_NEW*). */
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+/** Flag for get requests: dump every object. */
+export const NLM_F_DUMP = 0x300;
+/** Flags on NLMSG_ERROR: request echo cut to its header; extended-ack TLVs follow. */
+export const NLM_F_CAPPED = 0x100;
+export const NLM_F_ACK_TLVS = 0x200;
+
+/** rtnetlink message types (<linux/rtnetlink.h>). */
+export const RTM_NEWLINK = 16;
+export const RTM_DELLINK = 17;
+export const RTM_GETLINK = 18;
+export const RTM_SETLINK = 19;
+export const RTM_NEWADDR = 20;
+export const RTM_DELADDR = 21;
+export const RTM_GETADDR = 22;
+
+/** Address families. */
+export const AF_UNSPEC = 0;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/** Link attributes (<linux/if_link.h>). */
+export const IFLA_ADDRESS = 1;
+export const IFLA_IFNAME = 3;
+export const IFLA_MTU = 4;
+export const IFLA_MASTER = 10;
+export const IFLA_LINKINFO = 18;
+/** Inside IFLA_LINKINFO. */
+export const IFLA_INFO_KIND = 1;
+export const IFLA_INFO_DATA = 2;
+/** Inside IFLA_INFO_DATA of a veth: an ifinfomsg followed by the peer's attributes. */
+export const VETH_INFO_PEER = 1;
+
+/** Address attributes (<linux/if_addr.h>). */
+export const IFA_ADDRESS = 1;
+export const IFA_LOCAL = 2;
+
+/** Interface flags (<linux/if.h>). */
+export const IFF_UP = 0x1;
+
+/** Extended-ack attribute carrying the kernel's error text. */
+export const NLMSGERR_ATTR_MSG = 1;
+
+/** Attribute type bits that are flags rather than part of the type. */
+export const NLA_F_NESTED = 0x8000;
+const NLA_TYPE_MASK = 0x3fff;
+
+export const NLMSG_HDRLEN = 16;
+export const IFINFOMSG_LEN = 16;
+export const IFADDRMSG_LEN = 8;
+const RTA_HDRLEN = 4;
+
+/** Rounds up to the 4-byte netlink alignment. */
+export function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+// --- Encoding ---------------------------------------------------------------
+
+/** An attribute to encode: raw bytes, or a list of attributes for a nested one. */
+export interface Attr {
+  type: number;
+  value: Uint8Array | Attr[];
+}
+
+const utf8 = new TextEncoder();
+
+/** A NUL-terminated string attribute (e.g. IFLA_IFNAME, IFLA_INFO_KIND). */
+export function strAttr(type: number, s: string): Attr {
+  const bytes = utf8.encode(s);
+  const value = new Uint8Array(bytes.length + 1);
+  value.set(bytes);
+  return { type, value };
+}
+
+/** A native-endian u32 attribute (e.g. IFLA_MTU, IFLA_MASTER). */
+export function u32Attr(type: number, n: number): Attr {
+  const value = new Uint8Array(4);
+  new DataView(value.buffer).setUint32(0, n, true);
+  return { type, value };
+}
+
+/** A raw bytes attribute (e.g. IFLA_ADDRESS, IFA_LOCAL). */
+export function bytesAttr(type: number, value: Uint8Array): Attr {
+  return { type, value };
+}
+
+/** A nested attribute; NLA_F_NESTED is set, as iproute2 does. */
+export function nestedAttr(type: number, children: Attr[]): Attr {
+  return { type: type | NLA_F_NESTED, value: children };
+}
+
+function attrSize(a: Attr): number {
+  return RTA_HDRLEN + (a.value instanceof Uint8Array ? a.value.length : attrsSize(a.value));
+}
+
+function attrsSize(attrs: Attr[]): number {
+  let n = 0;
+  for (const a of attrs) n += align4(attrSize(a));
+  return n;
+}
+
+function writeAttrs(out: Uint8Array, view: DataView, offset: number, attrs: Attr[]): number {
+  for (const a of attrs) {
+    const len = attrSize(a);
+    view.setUint16(offset, len, true);
+    view.setUint16(offset + 2, a.type, true);
+    if (a.value instanceof Uint8Array) out.set(a.value, offset + RTA_HDRLEN);
+    else writeAttrs(out, view, offset + RTA_HDRLEN, a.value);
+    offset += align4(len); // padding bytes stay zero
+  }
+  return offset;
+}
+
+/** Encodes a list of attributes, each padded to 4 bytes. */
+export function encodeAttrs(attrs: Attr[]): Uint8Array {
+  const out = new Uint8Array(attrsSize(attrs));
+  writeAttrs(out, new DataView(out.buffer), 0, attrs);
+  return out;
+}
+
+export interface IfInfoMsg {
+  family?: number;
+  /** ARPHRD_* device type; 0 in requests. */
+  type?: number;
+  index?: number;
+  flags?: number;
+  /** Mask of the `flags` bits to change. */
+  change?: number;
+}
+
+/** Encodes struct ifinfomsg (16 bytes). */
+export function encodeIfInfoMsg(m: IfInfoMsg): Uint8Array {
+  const out = new Uint8Array(IFINFOMSG_LEN);
+  const v = new DataView(out.buffer);
+  v.setUint8(0, m.family ?? AF_UNSPEC);
+  v.setUint16(2, m.type ?? 0, true);
+  v.setInt32(4, m.index ?? 0, true);
+  v.setUint32(8, m.flags ?? 0, true);
+  v.setUint32(12, m.change ?? 0, true);
+  return out;
+}
+
+export interface IfAddrMsg {
+  family: number;
+  prefixlen: number;
+  flags?: number;
+  scope?: number;
+  index: number;
+}
+
+/** Encodes struct ifaddrmsg (8 bytes). */
+export function encodeIfAddrMsg(m: IfAddrMsg): Uint8Array {
+  const out = new Uint8Array(IFADDRMSG_LEN);
+  const v = new DataView(out.buffer);
+  v.setUint8(0, m.family);
+  v.setUint8(1, m.prefixlen);
+  v.setUint8(2, m.flags ?? 0);
+  v.setUint8(3, m.scope ?? 0);
+  v.setUint32(4, m.index, true);
+  return out;
+}
+
+/**
+ * The payload of VETH_INFO_PEER: the peer's own ifinfomsg followed by its
+ * attributes (IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS...).
+ */
+export function vethPeerAttr(peerAttrs: Attr[]): Attr {
+  return bytesAttr(VETH_INFO_PEER, concat(encodeIfInfoMsg({}), encodeAttrs(peerAttrs)));
+}
+
+export interface MessageHeader {
+  type: number;
+  flags: number;
+  seq: number;
+  /** Sender port id; 0 for messages to the kernel. */
+  pid?: number;
+}
+
+/** Encodes one netlink message: nlmsghdr + family header + attributes. */
+export function encodeMessage(h: MessageHeader, familyHeader: Uint8Array, attrs: Attr[] = []): Uint8Array {
+  const body = concat(familyHeader, encodeAttrs(attrs));
+  const out = new Uint8Array(NLMSG_HDRLEN + align4(body.length));
+  const v = new DataView(out.buffer);
+  v.setUint32(0, NLMSG_HDRLEN + body.length, true);
+  v.setUint16(4, h.type, true);
+  v.setUint16(6, h.flags, true);
+  v.setUint32(8, h.seq, true);
+  v.setUint32(12, h.pid ?? 0, true);
+  out.set(body, NLMSG_HDRLEN);
+  return out;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+// --- Decoding ---------------------------------------------------------------
+
+/** A decoded netlink message; `payload` excludes the 16-byte nlmsghdr. */
+export interface NetlinkMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  payload: Uint8Array;
+}
+
+function viewOf(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Splits one received datagram into its messages. Throws on a malformed one. */
+export function decodeMessages(buf: Uint8Array): NetlinkMessage[] {
+  const v = viewOf(buf);
+  const out: NetlinkMessage[] = [];
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= buf.length) {
+    const len = v.getUint32(off, true);
+    if (len < NLMSG_HDRLEN || off + len > buf.length) {
+      throw new Error(`netlink: malformed message (length ${len} at offset ${off} of ${buf.length})`);
+    }
+    out.push({
+      type: v.getUint16(off + 4, true),
+      flags: v.getUint16(off + 6, true),
+      seq: v.getUint32(off + 8, true),
+      pid: v.getUint32(off + 12, true),
+      payload: buf.subarray(off + NLMSG_HDRLEN, off + len),
+    });
+    off += align4(len);
+  }
+  return out;
+}
+
+/**
+ * Decodes a list of attributes into type -> payload (flag bits such as
+ * NLA_F_NESTED removed). The first occurrence of a type wins.
+ */
+export function decodeAttrs(buf: Uint8Array): Map<number, Uint8Array> {
+  const v = viewOf(buf);
+  const out = new Map<number, Uint8Array>();
+  let off = 0;
+  while (off + RTA_HDRLEN <= buf.length) {
+    const len = v.getUint16(off, true);
+    if (len < RTA_HDRLEN || off + len > buf.length) {
+      throw new Error(`netlink: malformed attribute (length ${len} at offset ${off} of ${buf.length})`);
+    }
+    const type = v.getUint16(off + 2, true) & NLA_TYPE_MASK;
+    if (!out.has(type)) out.set(type, buf.subarray(off + RTA_HDRLEN, off + len));
+    off += align4(len);
+  }
+  return out;
+}
+
+const utf8d = new TextDecoder();
+
+/** Reads a string attribute, stopping at the first NUL. */
+export function attrString(b: Uint8Array): string {
+  const nul = b.indexOf(0);
+  return utf8d.decode(nul < 0 ? b : b.subarray(0, nul));
+}
+
+/** Reads a native-endian u32 attribute. */
+export function attrU32(b: Uint8Array): number {
+  if (b.length < 4) throw new Error(`netlink: u32 attribute has ${b.length} bytes`);
+  return viewOf(b).getUint32(0, true);
+}
+
+/** Formats hardware-address bytes as `aa:bb:cc:dd:ee:ff`. */
+export function formatMac(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A link as carried by RTM_NEWLINK, before master indexes are resolved to names. */
+export interface DecodedLink {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND, e.g. "bridge", "veth"; undefined for links without one (lo, physical NICs). */
+  kind?: string;
+  mtu: number;
+  mac: string;
+  flags: number;
+  /** IFLA_MASTER index, when enslaved. */
+  masterIndex?: number;
+}
+
+/** Decodes the payload of an RTM_NEWLINK message (ifinfomsg + attributes). */
+export function decodeLink(payload: Uint8Array): DecodedLink {
+  if (payload.length < IFINFOMSG_LEN) throw new Error(`netlink: short ifinfomsg (${payload.length} bytes)`);
+  const v = viewOf(payload);
+  const attrs = decodeAttrs(payload.subarray(IFINFOMSG_LEN));
+  const link: DecodedLink = {
+    index: v.getInt32(4, true),
+    name: attrString(attrs.get(IFLA_IFNAME) ?? new Uint8Array()),
+    mtu: attrs.has(IFLA_MTU) ? attrU32(attrs.get(IFLA_MTU)!) : 0,
+    mac: formatMac(attrs.get(IFLA_ADDRESS) ?? new Uint8Array()),
+    flags: v.getUint32(8, true),
+  };
+  const linkinfo = attrs.get(IFLA_LINKINFO);
+  const kind = linkinfo && decodeAttrs(linkinfo).get(IFLA_INFO_KIND);
+  if (kind) link.kind = attrString(kind);
+  const master = attrs.get(IFLA_MASTER);
+  if (master && attrU32(master) !== 0) link.masterIndex = attrU32(master);
+  return link;
+}
+
+/** An address as carried by RTM_NEWADDR. */
+export interface DecodedAddress {
+  family: number;
+  prefixlen: number;
+  index: number;
+  /** The interface's own address: IFA_LOCAL when present (IPv4), else IFA_ADDRESS (IPv6). */
+  address: Uint8Array;
+}
+
+/** Decodes the payload of an RTM_NEWADDR message (ifaddrmsg + attributes). */
+export function decodeAddress(payload: Uint8Array): DecodedAddress {
+  if (payload.length < IFADDRMSG_LEN) throw new Error(`netlink: short ifaddrmsg (${payload.length} bytes)`);
+  const v = viewOf(payload);
+  const attrs = decodeAttrs(payload.subarray(IFADDRMSG_LEN));
+  return {
+    family: v.getUint8(0),
+    prefixlen: v.getUint8(1),
+    index: v.getUint32(4, true),
+    address: attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS) ?? new Uint8Array(),
+  };
+}
+
+/** The kernel sends errors as negative errnos; this turns them positive (and avoids -0 for an ack). */
+function negate(n: number): number {
+  return n === 0 ? 0 : -n;
+}
+
+/** The content of an NLMSG_ERROR message: errno 0 is an acknowledgement. */
+export interface ErrorReply {
+  /** Positive errno, or 0 for an ack. */
+  errno: number;
+  /** The kernel's extended-ack text, e.g. "Unknown device type", when it sent one. */
+  extack?: string;
+}
+
+/**
+ * Decodes an NLMSG_ERROR message: a negative int32 errno, the echoed request
+ * header (whole request unless NLM_F_CAPPED), then extended-ack TLVs when
+ * NLM_F_ACK_TLVS is set.
+ */
+export function decodeError(msg: NetlinkMessage): ErrorReply {
+  const p = msg.payload;
+  if (p.length < 4) throw new Error(`netlink: short error message (${p.length} bytes)`);
+  const v = viewOf(p);
+  const reply: ErrorReply = { errno: negate(v.getInt32(0, true)) };
+  if (msg.flags & NLM_F_ACK_TLVS && p.length >= 4 + NLMSG_HDRLEN) {
+    const echoed = msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : v.getUint32(4, true);
+    const tlvs = decodeAttrs(p.subarray(Math.min(p.length, 4 + align4(echoed))));
+    const text = tlvs.get(NLMSGERR_ATTR_MSG);
+    if (text) reply.extack = attrString(text);
+  }
+  return reply;
+}
+
+/**
+ * Gathers the replies to one request, fed datagram by datagram. A request
+ * sent with NLM_F_ACK ends with an NLMSG_ERROR (errno 0 for success); a dump
+ * ends with NLMSG_DONE. Messages for other sequence numbers (late replies to
+ * an earlier request) are ignored.
+ */
+export class ReplyCollector {
+  readonly seq: number;
+  /** Data messages (RTM_NEW*) received for this request, in order. */
+  readonly messages: NetlinkMessage[] = [];
+  /** Set when the kernel refused the request or aborted the dump. */
+  error: ErrorReply | undefined;
+  /** True when a dump was interrupted by a concurrent change and should be redone. */
+  interrupted = false;
+  done = false;
+
+  constructor(seq: number) {
+    this.seq = seq;
+  }
+
+  /** Takes one datagram; returns true once the request is complete. */
+  feed(datagram: Uint8Array): boolean {
+    for (const msg of decodeMessages(datagram)) {
+      if (this.done || msg.seq !== this.seq || msg.type === NLMSG_NOOP) continue;
+      if (msg.flags & NLM_F_DUMP_INTR) this.interrupted = true;
+      if (msg.type === NLMSG_ERROR) {
+        const reply = decodeError(msg);
+        if (reply.errno !== 0) this.error = reply;
+        this.done = true;
+      } else if (msg.type === NLMSG_DONE) {
+        // A dump that failed part-way carries a negative errno in NLMSG_DONE.
+        const errno = msg.payload.length >= 4 ? negate(viewOf(msg.payload).getInt32(0, true)) : 0;
+        if (errno > 0) this.error = { errno };
+        this.done = true;
+      } else {
+        this.messages.push(msg);
+      }
+    }
+    return this.done;
+  }
+}
+
+// --- Errors -----------------------------------------------------------------
+
+/** Linux errno numbers (x86-64 and arm64 share them) with strerror() texts. */
+const ERRNOS: Record<number, [code: string, text: string]> = {
+  1: ['EPERM', 'Operation not permitted'],
+  2: ['ENOENT', 'No such file or directory'],
+  3: ['ESRCH', 'No such process'],
+  4: ['EINTR', 'Interrupted system call'],
+  5: ['EIO', 'Input/output error'],
+  6: ['ENXIO', 'No such device or address'],
+  7: ['E2BIG', 'Argument list too long'],
+  9: ['EBADF', 'Bad file descriptor'],
+  11: ['EAGAIN', 'Resource temporarily unavailable'],
+  12: ['ENOMEM', 'Cannot allocate memory'],
+  13: ['EACCES', 'Permission denied'],
+  14: ['EFAULT', 'Bad address'],
+  16: ['EBUSY', 'Device or resource busy'],
+  17: ['EEXIST', 'File exists'],
+  18: ['EXDEV', 'Invalid cross-device link'],
+  19: ['ENODEV', 'No such device'],
+  20: ['ENOTDIR', 'Not a directory'],
+  21: ['EISDIR', 'Is a directory'],
+  22: ['EINVAL', 'Invalid argument'],
+  23: ['ENFILE', 'Too many open files in system'],
+  24: ['EMFILE', 'Too many open files'],
+  28: ['ENOSPC', 'No space left on device'],
+  34: ['ERANGE', 'Numerical result out of range'],
+  36: ['ENAMETOOLONG', 'File name too long'],
+  38: ['ENOSYS', 'Function not implemented'],
+  39: ['ENOTEMPTY', 'Directory not empty'],
+  40: ['ELOOP', 'Too many levels of symbolic links'],
+  42: ['ENOMSG', 'No message of desired type'],
+  61: ['ENODATA', 'No data available'],
+  71: ['EPROTO', 'Protocol error'],
+  74: ['EBADMSG', 'Bad message'],
+  75: ['EOVERFLOW', 'Value too large for defined data type'],
+  90: ['EMSGSIZE', 'Message too long'],
+  92: ['ENOPROTOOPT', 'Protocol not available'],
+  93: ['EPROTONOSUPPORT', 'Protocol not supported'],
+  // ENOTSUP is the same number as EOPNOTSUPP on Linux.
+  95: ['EOPNOTSUPP', 'Operation not supported'],
+  97: ['EAFNOSUPPORT', 'Address family not supported by protocol'],
+  98: ['EADDRINUSE', 'Address already in use'],
+  99: ['EADDRNOTAVAIL', 'Cannot assign requested address'],
+  100: ['ENETDOWN', 'Network is down'],
+  101: ['ENETUNREACH', 'Network is unreachable'],
+  105: ['ENOBUFS', 'No buffer space available'],
+  110: ['ETIMEDOUT', 'Connection timed out'],
+  113: ['EHOSTUNREACH', 'No route to host'],
+  114: ['EALREADY', 'Operation already in progress'],
+  115: ['EINPROGRESS', 'Operation now in progress'],
+  122: ['EDQUOT', 'Disk quota exceeded'],
+  // Kernel-internal, but some drivers leak it to user space.
+  524: ['ENOTSUPP', 'Operation not supported'],
+};
+
+/** The symbolic name of a positive errno, e.g. 17 -> "EEXIST"; "ERRNO_<n>" when unknown. */
+export function errnoName(errno: number): string {
+  return ERRNOS[errno]?.[0] ?? `ERRNO_${errno}`;
+}
+
+/**
+ * Builds the error for a refused operation, e.g.
+ * "create link br-x: File exists (EEXIST)", with the kernel's extended-ack
+ * text appended when there is one.
+ */
+export function netlinkError(errno: number, context: string, extack?: string): NetlinkError {
+  const [code, text] = ERRNOS[errno] ?? [errnoName(errno), `Unknown error ${errno}`];
+  const detail = extack ? `: ${extack}` : '';
+  return new NetlinkError(errno, code, `${context}: ${text} (${code})${detail}`);
+}
