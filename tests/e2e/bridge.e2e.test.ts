@@ -1,0 +1,193 @@
+// End to end: a private dockerd uses the wasm bridge driver served by the
+// wasmnet host on /run/docker/plugins/<unique name>.sock.
+//
+//   node_modules/.bin/node --test tests/e2e/bridge.e2e.test.ts
+//   node_modules/.bin/deno test -A tests/e2e/bridge.e2e.test.ts
+//
+// Needs root, Debian's docker.io and busybox-static. The host runs on the same
+// runtime as the test unless WASMNET_RUNTIME=node|deno says otherwise.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from './lib/dockerd.ts';
+import type { Dockerd } from './lib/dockerd.ts';
+import { WasmnetHost, defaultRuntime, uniquePluginName } from './lib/wasmnet.ts';
+
+const SUBNET = '10.201.0.0/24';
+const GATEWAY = '10.201.0.1';
+/** Name prefix of the links the driver creates (configurable in the driver later). */
+const LINK_PREFIX = process.env.WASMNET_E2E_LINK_PREFIX ?? 'wn';
+
+interface Link {
+  ifname: string;
+  link_type?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+function hostLinks(): Link[] {
+  return JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show'], { encoding: 'utf8' })) as Link[];
+}
+
+function linkExists(name: string): boolean {
+  return hostLinks().some((l) => l.ifname === name);
+}
+
+interface NetSettings {
+  IPAddress: string;
+  IPPrefixLen: number;
+  Gateway: string;
+}
+
+const reason = canRunDockerd();
+
+if (reason) {
+  console.log(`e2e: needs root and dockerd: ${reason}`);
+  test('wasm bridge driver end to end', { skip: `needs root and dockerd: ${reason}` }, () => {});
+} else {
+  describe('wasm bridge driver end to end', { timeout: 600_000 }, () => {
+    const hex = randomBytes(3).toString('hex');
+    const plugin = uniquePluginName('wasmnet-e2e');
+    const bridge = `${LINK_PREFIX}br${hex}`; // at most 15 characters
+    const net = `e2e-net-${hex}`;
+    const containers = ['e2e-a', 'e2e-b', 'e2e-c'];
+    const runtime = defaultRuntime();
+    let d: Dockerd | undefined;
+    let host: WasmnetHost | undefined;
+    let linksBefore = new Set<string>();
+    let networkCreated = false;
+
+    async function ipOf(name: string): Promise<NetSettings> {
+      assert.ok(d);
+      const nets = JSON.parse(await d.docker('inspect', '-f', '{{json .NetworkSettings.Networks}}', name)) as Record<string, NetSettings>;
+      const s = nets[net];
+      assert.ok(s && s.IPAddress, `${name} has an address on ${net}: ${JSON.stringify(nets)}`);
+      return s;
+    }
+
+    async function assertAddressAndRoute(name: string): Promise<NetSettings> {
+      assert.ok(d);
+      const s = await ipOf(name);
+      assert.ok(s.IPAddress.startsWith('10.201.0.'), `${s.IPAddress} in ${SUBNET}`);
+      const addr = await d.docker('exec', name, 'ip', '-4', 'addr', 'show', 'eth0');
+      assert.ok(addr.includes(`inet ${s.IPAddress}/${s.IPPrefixLen}`), `eth0 of ${name} has ${s.IPAddress}/${s.IPPrefixLen}:\n${addr}`);
+      const routes = await d.docker('exec', name, 'ip', '-4', 'route');
+      assert.match(routes, new RegExp(`^default via ${GATEWAY.replaceAll('.', '\\.')} dev eth0`, 'm'), `routes of ${name}:\n${routes}`);
+      return s;
+    }
+
+    async function assertPing(from: string, to: string): Promise<void> {
+      assert.ok(d);
+      const ip = (await ipOf(to)).IPAddress;
+      const r = await d.dockerResult(['exec', from, 'ping', '-c', '1', '-W', '2', ip], { timeoutMs: 20_000 });
+      assert.equal(r.code, 0, `${from} pings ${to} (${ip}):\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 packets received/);
+    }
+
+    function diagnostics(): string {
+      return [
+        host ? `--- wasmnet host output (${host.logFile}):\n${host.logTail(60)}` : '',
+        d ? `--- dockerd log (${d.logFile}):\n${d.logTail(30)}` : '',
+      ].join('\n');
+    }
+
+    before(async () => {
+      linksBefore = new Set(hostLinks().map((l) => l.ifname).filter((n) => n.startsWith(LINK_PREFIX)));
+      console.log(`e2e: plugin ${plugin}, host runtime ${runtime}, bridge ${bridge}, network ${net}`);
+      d = await startDockerd();
+      await d.importBusybox();
+      host = new WasmnetHost({ runtime, name: plugin });
+      await host.start();
+    }, { timeout: 180_000 });
+
+    after(async () => {
+      if (d?.running) {
+        await d.dockerResult(['rm', '-f', ...containers], { timeoutMs: 60_000 });
+        if (networkCreated) await d.dockerResult(['network', 'rm', net], { timeoutMs: 60_000 });
+      }
+      await host?.dispose();
+      await d?.stop();
+      // a failed run must not leave its bridge (with 10.201.0.1 on it) for the next one
+      if (linkExists(bridge)) {
+        console.error(`e2e: removing leftover bridge ${bridge}`);
+        try {
+          execFileSync('ip', ['link', 'del', bridge], { stdio: 'inherit' });
+        } catch {
+          // reported by the test already
+        }
+      }
+    }, { timeout: 240_000 });
+
+    test('docker network create -d <plugin> uses the wasm driver', { timeout: 120_000 }, async () => {
+      assert.ok(d && host, 'setup failed');
+      try {
+        await d.dockerWith(
+          { timeoutMs: 90_000 },
+          'network', 'create', '-d', plugin,
+          '--subnet', SUBNET, '--gateway', GATEWAY,
+          '-o', `com.docker.network.bridge.name=${bridge}`,
+          net,
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n${diagnostics()}`);
+      }
+      networkCreated = true;
+      const driver = (await d.docker('network', 'inspect', '-f', '{{.Driver}}', net)).trim();
+      assert.equal(driver, plugin);
+    });
+
+    test('two containers get dockerd\'s addresses, the gateway route, and ping each other', { timeout: 180_000 }, async () => {
+      assert.ok(d && host && networkCreated, 'network was not created');
+      try {
+        await d.dockerWith({ timeoutMs: 90_000 }, 'run', '-d', '--network', net, '--name', 'e2e-a', BUSYBOX_IMAGE, 'sleep', '300');
+        await d.dockerWith({ timeoutMs: 90_000 }, 'run', '-d', '--network', net, '--name', 'e2e-b', BUSYBOX_IMAGE, 'sleep', '300');
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n${diagnostics()}`);
+      }
+      assert.ok(linkExists(bridge), `bridge ${bridge} exists on the host`);
+      const a = await assertAddressAndRoute('e2e-a');
+      const b = await assertAddressAndRoute('e2e-b');
+      assert.equal(a.Gateway, GATEWAY);
+      assert.notEqual(a.IPAddress, b.IPAddress);
+      await assertPing('e2e-a', 'e2e-b');
+      await assertPing('e2e-b', 'e2e-a');
+    });
+
+    test('after a restart of the host, a new container still gets connectivity (state persisted)', { timeout: 180_000 }, async () => {
+      assert.ok(d && host && networkCreated, 'network was not created');
+      const how = await host.stop();
+      assert.ok(!host.running);
+      console.log(`e2e: host stopped (${how}); starting it again with state dir ${host.stateDir}`);
+      await host.start();
+      try {
+        await d.dockerWith({ timeoutMs: 90_000 }, 'run', '-d', '--network', net, '--name', 'e2e-c', BUSYBOX_IMAGE, 'sleep', '300');
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n${diagnostics()}`);
+      }
+      await assertAddressAndRoute('e2e-c');
+      await assertPing('e2e-c', 'e2e-a');
+      await assertPing('e2e-a', 'e2e-c');
+      await assertPing('e2e-c', 'e2e-b');
+    });
+
+    test('removing containers and the network leaves no link of the driver behind', { timeout: 180_000 }, async () => {
+      assert.ok(d && host && networkCreated, 'network was not created');
+      await d.dockerWith({ timeoutMs: 90_000 }, 'rm', '-f', ...containers);
+      await d.dockerWith({ timeoutMs: 90_000 }, 'network', 'rm', net);
+      networkCreated = false;
+      // deletes are synchronous in dockerd, but allow the host a moment
+      let left: Link[] = [];
+      for (let i = 0; i < 20; i++) {
+        left = hostLinks().filter((l) => l.ifname === bridge || (l.ifname.startsWith(LINK_PREFIX) && !linksBefore.has(l.ifname)));
+        if (left.length === 0) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.deepEqual(
+        left.map((l) => `${l.ifname} (${l.linkinfo?.info_kind ?? l.link_type})`),
+        [],
+        `links left by the driver:\n${diagnostics()}`,
+      );
+    });
+  });
+}
