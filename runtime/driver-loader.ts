@@ -12,7 +12,6 @@ import { storeImport } from './broker/store.ts';
 import { netlinkImport } from './broker/netlink.ts';
 import type { NetlinkBackend } from './netlink/backend.ts';
 import type { StateStore } from './store/store.ts';
-import { wasiImports } from './wasi.ts';
 
 export interface LoadDriverOptions {
   engine: Engine;
@@ -50,7 +49,6 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
       entries: (p: string) => storeImport(kv()).entries(p),
     },
     [`wasmnet:host/netlink@${CONTRACT_VERSION}`]: netlinkImport(opts.netlink, logger),
-    ...wasiImports,
   };
   const unknown = prepared.imports.filter((i) => !(i in offered));
   if (unknown.length > 0) {

@@ -29,7 +29,33 @@ interface JcoPrepared extends PreparedComponent {
 }
 
 /** Bump when the transpile options change, so that old caches are not reused. */
-const transpileRevision = 1;
+const transpileRevision = 2;
+
+/**
+ * The component's world: the interfaces it imports and exports, with their
+ * versions (jco's own lists drop them). A world that imports or exports
+ * anything but whole named interfaces (a bare function, an inline interface)
+ * is refused: the host offers nothing of the kind.
+ */
+export async function componentWorld(bytes: Uint8Array): Promise<{ imports: string[]; exports: string[] }> {
+  const { componentWit } = await import('@bytecodealliance/jco-transpile/wasm-tools');
+  let wit: string;
+  try {
+    wit = await componentWit(bytes);
+  } catch (e) {
+    throw new Error(`not a WebAssembly component: ${(e as Error).message}`);
+  }
+  const body = /^world root \{\n([\s\S]*?)^\}/m.exec(wit)?.[1];
+  if (body === undefined) throw new Error('component has no world');
+  const imports: string[] = [];
+  const exports: string[] = [];
+  for (const line of body.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//'))) {
+    const m = /^(import|export) ([a-z0-9-]+:[a-z0-9-]+\/[a-z0-9-]+(?:@[0-9A-Za-z.+-]+)?);$/.exec(line);
+    if (!m) throw new Error(`component world has an item the host does not support: ${line.slice(0, 200)}`);
+    (m[1] === 'import' ? imports : exports).push(m[2]!);
+  }
+  return { imports, exports };
+}
 
 /** The version of jco's transpiler, part of the cache key. */
 async function jcoVersion(): Promise<string> {
@@ -57,6 +83,7 @@ export class JcoEngine implements Engine {
       return { digest: source.digest, imports: meta.imports, exports: meta.exports, dir } as JcoPrepared;
     }
     const { transpileBytes } = await import('@bytecodealliance/jco-transpile');
+    const world = await componentWorld(source.bytes);
     const out = await transpileBytes(source.bytes, {
       name: 'driver',
       instantiation: 'async',
@@ -72,12 +99,11 @@ export class JcoEngine implements Engine {
     await mkdir(tmp, { recursive: true });
     const files = Object.keys(out.files);
     for (const [name, bytes] of Object.entries(out.files)) await writeFile(join(tmp, name), bytes);
-    const exports = out.exports.map(([name]) => name);
-    const fresh: CacheMeta = { digest: source.digest, jco, imports: out.imports, exports, files };
+    const fresh: CacheMeta = { digest: source.digest, jco, imports: world.imports, exports: world.exports, files };
     await writeFile(join(tmp, 'meta.json'), JSON.stringify(fresh, null, 2));
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
-    return { digest: source.digest, imports: out.imports, exports, dir } as JcoPrepared;
+    return { digest: source.digest, imports: world.imports, exports: world.exports, dir } as JcoPrepared;
   }
 
   async instantiate(prepared: PreparedComponent, imports: DriverImports): Promise<DriverInstance> {
