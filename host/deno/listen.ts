@@ -1,17 +1,6 @@
-// The Deno listener: Deno.serve on a unix socket.
-import type { UnixListener } from '../core/serve.ts';
-
-declare const Deno: {
-  serve(options: { path: string; transport: 'unix'; onListen?: () => void }, handler: (req: Request) => Response | Promise<Response>): { shutdown(): Promise<void>; finished: Promise<void> };
-};
-
-/** How long a shutdown waits for in-flight calls before it lets go of idle keep-alive connections. */
-const shutdownGraceMs = 2000;
-
-export const listenUnix: UnixListener = (app, socketPath) =>
-  new Promise((resolvePromise) => {
-    const server = Deno.serve({ path: socketPath, transport: 'unix', onListen: () => resolvePromise(close) }, app.fetch);
-    function close(): Promise<void> {
-      return Promise.race([server.shutdown(), new Promise<void>((r) => setTimeout(r, shutdownGraceMs))]);
-    }
-  });
+// The Deno listener. Deno.serve would be the native choice, but it builds the
+// request URL from the Host header, and dockerd before v25 sends the socket
+// path there (`/run/docker/plugins/x.sock`), which turns `/Plugin.Activate`
+// into another path. Deno's node:http server hands over the raw request
+// target, so Deno serves through the same listener as Node.
+export { listenUnix } from '../node/listen.ts';

@@ -1,10 +1,22 @@
 // The Node listener: Hono's Node adapter on a unix socket.
-import { createAdaptorServer } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import type { UnixListener } from '../core/serve.ts';
+
+/**
+ * The Host header means nothing on a unix socket, and dockerd before v25 sent
+ * the socket path there, which is no valid URL authority. Every request is
+ * therefore given one fixed host (the one dockerd v25+ sends).
+ */
+const pluginHost = 'plugin.moby.localhost';
 
 export const listenUnix: UnixListener = (app, socketPath) =>
   new Promise((resolvePromise, reject) => {
-    const server = createAdaptorServer({ fetch: app.fetch });
+    const handle = getRequestListener(app.fetch);
+    const server = createServer((req, res) => {
+      req.headers.host = pluginHost;
+      return handle(req, res);
+    });
     server.once('error', reject);
     server.listen(socketPath, () => {
       server.off('error', reject);
@@ -12,7 +24,7 @@ export const listenUnix: UnixListener = (app, socketPath) =>
         () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            server.closeAllConnections();
           }),
       );
     });

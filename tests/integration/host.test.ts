@@ -66,6 +66,12 @@ if (reason) {
       assert.deepEqual((await callPlugin(sock(), '/NetworkDriver.GetCapabilities')).json, { Scope: 'local', ConnectivityScope: 'local', GwAllocChecker: false });
     });
 
+    test('any Host header is accepted (dockerd before v25 sends the socket path)', async () => {
+      for (const host of [sock(), encodeURIComponent(sock()), 'plugin.moby.localhost']) {
+        assert.deepEqual(await callPlugin(sock(), '/Plugin.Activate', undefined, { host }), { status: 200, json: { Implements: ['NetworkDriver'] } }, host);
+      }
+    });
+
     test('CreateNetwork with an unknown or invalid -o option is refused and creates nothing', async () => {
       const before = links(ns).map((l) => l.ifname);
       for (const generic of [{ 'com.docker.network.bridge.nope': 'x' }, { 'com.docker.network.driver.mtu': '70000' }, { 'com.docker.network.bridge.name': 'bad/name' }]) {

@@ -7,11 +7,12 @@ export interface PluginReply {
   json: Record<string, unknown>;
 }
 
-export function callPlugin(socketPath: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<PluginReply> {
+export function callPlugin(socketPath: string, path: string, body?: unknown, opts: { timeoutMs?: number; host?: string } = {}): Promise<PluginReply> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const payload = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body) + '\n';
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { socketPath, path, method: 'POST', headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(payload) }, timeout: timeoutMs },
+      { socketPath, path, method: 'POST', headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(payload), ...(opts.host ? { Host: opts.host } : {}) }, timeout: timeoutMs },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
