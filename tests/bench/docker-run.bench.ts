@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from '../e2e/lib/dockerd.ts';
 import type { Dockerd } from '../e2e/lib/dockerd.ts';
-import { WasmnetHost, defaultRuntime } from '../e2e/lib/wasmnet.ts';
-import type { Runtime } from '../e2e/lib/wasmnet.ts';
+import { WasmnetHost, defaultRuntime } from '../lib/wasmnet-host.ts';
+import type { Runtime } from '../lib/wasmnet-host.ts';
 
 type Variant = 'wasm' | 'builtin' | 'none';
 const ALL: Variant[] = ['wasm', 'builtin', 'none'];

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
-import { WasmnetHost, defaultRuntime, uniquePluginName } from './lib/wasmnet.ts';
+import { WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.201.0.0/24';
 const GATEWAY = '10.201.0.1';

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
 import { callOk, callPlugin } from '../lib/plugin-client.ts';
-import { repoRoot, startHost, type HostProcess } from '../lib/host-process.ts';
+import { REPO_ROOT, WasmnetHost } from '../lib/wasmnet-host.ts';
 
-const component = join(repoRoot, 'drivers-wasm/bridge/build/bridge.wasm');
+const component = join(REPO_ROOT, 'drivers-wasm/bridge/build/bridge.wasm');
 const reason = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !existsSync(component) ? `needs the built bridge driver (${component}); run npm run build` : undefined;
 
 interface IpLink {
@@ -42,8 +42,7 @@ if (reason) {
   describe('host with the bridge driver, in a network namespace', () => {
     const ns = `wasmnet-it-${randomBytes(3).toString('hex')}`;
     const dir = mkdtempSync(join(tmpdir(), 'wasmnet-it-'));
-    const hostOpts = { socketDir: join(dir, 'plugins'), stateDir: join(dir, 'state'), name: 'wasmnet-it', netns: ns };
-    let host: HostProcess;
+    const host = new WasmnetHost({ socketDir: join(dir, 'plugins'), stateDir: join(dir, 'state'), name: 'wasmnet-it', netns: ns });
     const sock = () => host.socketPath;
     const net1 = nid('1');
     const ep1 = nid('a');
@@ -52,11 +51,11 @@ if (reason) {
     before(async () => {
       execFileSync('ip', ['netns', 'add', ns]);
       execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-      host = await startHost(hostOpts);
+      await host.start();
     });
 
     after(async () => {
-      await host?.stop();
+      await host.dispose();
       execFileSync('ip', ['netns', 'del', ns]);
       rmSync(dir, { recursive: true, force: true });
     });
@@ -127,7 +126,7 @@ if (reason) {
       await host.stop();
       // A clean stop removes the socket (exit codes are not comparable: Deno reports a signal).
       assert.equal(existsSync(host.socketPath), false, 'socket removed on SIGTERM');
-      host = await startHost(hostOpts);
+      await host.start();
       // Join of the second endpoint works: the network came from the store.
       const r = await callOk(sock(), 'Join', { NetworkID: net1, EndpointID: ep2, SandboxKey: '/var/run/docker/netns/ba9876543210', Options: {} });
       const names = r.InterfaceName as { SrcName: string };

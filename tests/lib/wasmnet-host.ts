@@ -15,11 +15,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sleep, tailFile } from './dockerd.ts';
+import { sleep, tailFile } from '../e2e/lib/dockerd.ts';
 
 export type Runtime = 'node' | 'deno';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 export const PLUGIN_DIR = '/run/docker/plugins';
 export const NODE_BIN = path.join(REPO_ROOT, 'node_modules/.bin/node');
 export const DENO_BIN = path.join(REPO_ROOT, 'node_modules/.bin/deno');
@@ -61,6 +61,8 @@ export interface WasmnetHostOptions {
   readyTimeoutMs?: number;
   /** More arguments after the serve flags. */
   extraArgs?: string[];
+  /** Run the host inside this network namespace (`ip netns exec`). */
+  netns?: string;
   /** Extra environment for the host process. */
   env?: Record<string, string>;
   /**
@@ -107,6 +109,7 @@ export class WasmnetHost {
   readonly #readyTimeoutMs: number;
   readonly #extraArgs: string[];
   readonly #env: Record<string, string>;
+  readonly #netns: string | undefined;
   readonly #entry: string | undefined;
   readonly #workDir: string;
   #child: ChildProcess | null = null;
@@ -125,6 +128,7 @@ export class WasmnetHost {
     this.#readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
     this.#extraArgs = opts.extraArgs ?? [];
     this.#env = opts.env ?? {};
+    this.#netns = opts.netns;
     this.#entry = opts.entry ?? (process.env.WASMNET_HOST_ENTRY || undefined);
   }
 
@@ -161,7 +165,8 @@ export class WasmnetHost {
     const fd = fs.openSync(this.logFile, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(cmd.file, cmd.args, {
+      const [file, args] = this.#netns ? ['ip', ['netns', 'exec', this.#netns, cmd.file, ...cmd.args]] : [cmd.file, cmd.args];
+      child = spawn(file, args, {
         cwd: REPO_ROOT,
         stdio: ['ignore', fd, fd],
         env: { ...process.env, ...this.#env },

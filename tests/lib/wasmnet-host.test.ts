@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WasmnetHost, canConnect, defaultRuntime, startWasmnetHost, uniquePluginName } from './wasmnet.ts';
-import type { Runtime } from './wasmnet.ts';
+import { WasmnetHost, canConnect, defaultRuntime, startWasmnetHost, uniquePluginName } from './wasmnet-host.ts';
+import type { Runtime } from './wasmnet-host.ts';
 
 const FAKE_HOST = `
 import fs from 'node:fs';
