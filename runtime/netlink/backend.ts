@@ -3,7 +3,8 @@
 // the real one speaks rtnetlink over an AF_NETLINK socket (rtnetlink.ts).
 // All calls are synchronous: one request, one acknowledgement.
 
-export type LinkKind = 'bridge' | 'veth' | 'dummy' | 'other';
+export type LinkKind = 'bridge' | 'veth' | 'dummy' | 'vxlan' | 'macvlan' | 'ipvlan' | 'other';
+export type CreatableKind = Exclude<LinkKind, 'other'>;
 
 export interface LinkInfo {
   index: number;
@@ -20,11 +21,49 @@ export interface LinkInfo {
 
 export interface CreateLinkRequest {
   name: string;
-  kind: 'bridge' | 'veth' | 'dummy';
+  kind: CreatableKind;
   mtu?: number;
   mac?: string;
   /** For veth: the other end. */
   peer?: { name: string; mtu?: number; mac?: string };
+  /** For vxlan. `underlay` is a link name; `local`/`group` are IPs; port defaults to the kernel's. */
+  vxlan?: { vni: number; local?: string; group?: string; port?: number; underlay?: string; learning: boolean };
+  /** For macvlan: the parent link (by name) and the mode. */
+  macvlan?: { parent: string; mode: 'private' | 'vepa' | 'bridge' | 'passthru' };
+  /** For ipvlan: the parent link (by name) and the mode. */
+  ipvlan?: { parent: string; mode: 'l2' | 'l3' | 'l3s' };
+}
+
+/** A route in the main table. */
+export interface RouteInfo {
+  /** CIDR; `0.0.0.0/0` or `::/0` for a default route. */
+  destination: string;
+  gateway?: string;
+  /** Output link name. */
+  link?: string;
+  metric?: number;
+}
+
+/** A permanent neighbour (ARP/NDP) entry. */
+export interface NeighborInfo {
+  link: string;
+  ip: string;
+  mac: string;
+}
+
+/** A bridge forwarding-database entry (AF_BRIDGE neighbour), e.g. on a vxlan link. */
+export interface FdbEntry {
+  link: string;
+  mac: string;
+  /** Remote tunnel endpoint IP (vxlan). */
+  dst?: string;
+  vni?: number;
+}
+
+export interface BridgePortSettings {
+  hairpin?: boolean;
+  isolated?: boolean;
+  learning?: boolean;
 }
 
 export interface NetlinkBackend {
@@ -35,12 +74,28 @@ export interface NetlinkBackend {
   setLinkMtu(name: string, mtu: number): void;
   /** Enslaves `name` to the bridge `master`, or frees it with null. */
   setLinkMaster(name: string, master: string | null): void;
+  setLinkMac(name: string, mac: string): void;
+  renameLink(name: string, newName: string): void;
+  /** Moves the link into the network namespace whose file is `netnsPath` (e.g. a sandbox key). */
+  moveLinkToNetns(name: string, netnsPath: string): void;
   deleteLink(name: string): void;
+  /** Bridge-port flags of a link enslaved to a bridge. */
+  setBridgePort(name: string, settings: BridgePortSettings): void;
   /** `cidr` is `addr/len`, IPv4 or IPv6. */
   addAddress(link: string, cidr: string): void;
   deleteAddress(link: string, cidr: string): void;
   /** The link's addresses as CIDRs (IPv4 first, then IPv6; link-local IPv6 included). */
   listAddresses(link: string): string[];
+  addRoute(route: RouteInfo): void;
+  deleteRoute(route: RouteInfo): void;
+  /** Main-table routes whose output link is `link`. */
+  listRoutes(link: string): RouteInfo[];
+  addNeighbor(n: NeighborInfo): void;
+  deleteNeighbor(n: NeighborInfo): void;
+  listNeighbors(link: string): NeighborInfo[];
+  addFdbEntry(e: FdbEntry): void;
+  deleteFdbEntry(e: FdbEntry): void;
+  listFdbEntries(link: string): FdbEntry[];
   close(): void;
 }
 
