@@ -159,6 +159,11 @@ async function buildDriver(d: Driver, tools: Record<string, string>, force: bool
   const bundleMs = performance.now() - t0;
   if (!existsSync(outJs) || (await readFile(outJs, 'utf8')) !== js) await writeFile(outJs, js);
 
+  // The package is the component plus its manifest, side by side.
+  const manifest = join(d.dir, 'manifest.json');
+  if (!existsSync(manifest)) throw new Error(`${d.name}: no manifest.json (name, version, contract, capabilities)`);
+  await writeFile(outWasm.replace(/\.wasm$/, '.manifest.json'), await readFile(manifest));
+
   const disableFeatures = FEATURES.filter((f) => !d.features.includes(f));
   const h = createHash('sha256');
   const feed = (label: string, data: string | Uint8Array): void => {

@@ -2,9 +2,11 @@
 // returns plain values, hands the driver the callback objects it expects,
 // enforces the per-call deadline (dockerd has none) and turns a driver's
 // err(driver-error) into DriverCallError.
+import ipaddr from 'ipaddr.js';
 import { CONTRACT_VERSION, DriverCallError, errorKinds, type DriverExports, type IpamData, type Options, type SkipGwAlloc, type StringMap, type Capability } from './contract.ts';
 import { type EndpointInterface, InterfaceInfo, JoinInfo, NetworkInfo, type InterfaceNames, type StaticRoute } from './callbacks.ts';
 import type { DriverInstance, PreparedComponent } from './engine/engine.ts';
+import type { DriverScopes } from './store/store.ts';
 
 export interface JoinResult {
   names?: InterfaceNames;
@@ -25,6 +27,11 @@ export interface DriverDescription {
 export interface DriverHostOptions {
   /** Deadline of one call, in milliseconds. */
   callTimeoutMs: number;
+  /**
+   * Where the host records what dockerd hands this driver (its networks'
+   * pools, its sandboxes), which bounds what the broker lets it touch.
+   */
+  scopes?: { driver: string; store: DriverScopes };
 }
 
 export const defaultCallTimeoutMs = 30_000;
@@ -63,7 +70,7 @@ export class DriverHost {
       extConner: has('ext-conner') && exports.extConner !== undefined,
       tableWatcher: has('table-watcher') && exports.tableWatcher !== undefined,
     };
-    return new DriverHost(exports, description, { callTimeoutMs: options.callTimeoutMs ?? defaultCallTimeoutMs });
+    return new DriverHost(exports, description, { callTimeoutMs: options.callTimeoutMs ?? defaultCallTimeoutMs, scopes: options.scopes });
   }
 
   private deadline(): { ctx: { deadlineMs: bigint }; timeoutMs: number } {
@@ -96,17 +103,31 @@ export class DriverHost {
     return this.run('network-free', () => this.exports.driver.networkFree(nid));
   }
 
-  createNetwork(nid: string, options: Options, ipv4: IpamData[], ipv6: IpamData[]): Promise<NetworkInfo> {
+  async createNetwork(nid: string, options: Options, ipv4: IpamData[], ipv6: IpamData[]): Promise<NetworkInfo> {
     const { ctx } = this.deadline();
     const info = new NetworkInfo();
-    return this.run('create-network', () => {
-      this.exports.driver.createNetwork(ctx, nid, options, info as never, ipv4, ipv6);
-      return info;
-    });
+    // The pools are in scope during the call, so the driver can put the gateway address on its bridge.
+    const scopes = this.options.scopes;
+    scopes?.store.setPools(scopes.driver, nid, poolsOf([...ipv4, ...ipv6]));
+    try {
+      return await this.run('create-network', () => {
+        this.exports.driver.createNetwork(ctx, nid, options, info as never, ipv4, ipv6);
+        return info;
+      });
+    } catch (e) {
+      scopes?.store.removeNetwork(scopes.driver, nid);
+      throw e;
+    }
   }
 
-  deleteNetwork(nid: string): Promise<void> {
-    return this.run('delete-network', () => this.exports.driver.deleteNetwork(nid));
+  async deleteNetwork(nid: string): Promise<void> {
+    try {
+      await this.run('delete-network', () => this.exports.driver.deleteNetwork(nid));
+    } finally {
+      // dockerd forgets the network whatever the driver answers.
+      const scopes = this.options.scopes;
+      scopes?.store.removeNetwork(scopes.driver, nid);
+    }
   }
 
   /** Returns what the driver filled in. */
@@ -127,9 +148,20 @@ export class DriverHost {
     return this.run('endpoint-oper-info', () => checkOptions(this.exports.driver.endpointOperInfo(nid, eid), 'endpoint-oper-info'));
   }
 
-  join(nid: string, eid: string, sandboxKey: string, endpointOptions: Options, sandboxOptions: Options): Promise<JoinResult> {
+  async join(nid: string, eid: string, sandboxKey: string, endpointOptions: Options, sandboxOptions: Options): Promise<JoinResult> {
     const { ctx } = this.deadline();
     const info = new JoinInfo();
+    const scopes = this.options.scopes;
+    scopes?.store.addSandbox(scopes.driver, nid, eid, sandboxKey);
+    try {
+      return await this.join1(ctx, nid, eid, sandboxKey, info, endpointOptions, sandboxOptions);
+    } catch (e) {
+      scopes?.store.removeSandbox(scopes.driver, nid, eid);
+      throw e;
+    }
+  }
+
+  private join1(ctx: { deadlineMs: bigint }, nid: string, eid: string, sandboxKey: string, info: JoinInfo, endpointOptions: Options, sandboxOptions: Options): Promise<JoinResult> {
     return this.run('join', () => {
       this.exports.driver.join(ctx, nid, eid, sandboxKey, info as never, endpointOptions, sandboxOptions);
       return {
@@ -142,8 +174,13 @@ export class DriverHost {
     });
   }
 
-  leave(nid: string, eid: string): Promise<void> {
-    return this.run('leave', () => this.exports.driver.leave(nid, eid));
+  async leave(nid: string, eid: string): Promise<void> {
+    try {
+      await this.run('leave', () => this.exports.driver.leave(nid, eid));
+    } finally {
+      const scopes = this.options.scopes;
+      scopes?.store.removeSandbox(scopes.driver, nid, eid);
+    }
   }
 
   /** Only when the driver exports ext-conner; otherwise there is nothing to program. */
@@ -163,6 +200,23 @@ export class DriverHost {
       return { skipIpv4: r.skipIpv4, skipIpv6: r.skipIpv6 };
     });
   }
+}
+
+/** The address pools of a network, as CIDRs (the gateway's network when dockerd gave no pool). */
+function poolsOf(data: IpamData[]): string[] {
+  const out: string[] = [];
+  for (const d of data) {
+    const cidr = d.pool ?? d.gateway;
+    if (!cidr) continue;
+    const [ip, len] = ipaddr.parseCIDR(cidr);
+    const bytes = ip.toByteArray();
+    for (let i = 0; i < bytes.length; i++) {
+      const keep = Math.max(0, Math.min(8, len - i * 8));
+      bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+    }
+    out.push(`${ipaddr.fromByteArray(bytes).toString()}/${len}`);
+  }
+  return out;
 }
 
 /** Calls into the driver, turning whatever it throws into a DriverCallError. */

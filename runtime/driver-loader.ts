@@ -1,63 +1,55 @@
-// Loads a driver component: reads and digests it, prepares it on the engine,
-// checks that it imports nothing the host does not offer, builds its imports
-// (the capability broker, one module per WIT interface) and starts it.
-import { readFile } from 'node:fs/promises';
+// Loads a driver: prepares its component on the engine, gives it exactly the
+// host interfaces its grant allows (the capability broker, one module per WIT
+// interface), starts it and checks that it is who its manifest says.
 import type { Logger } from 'pino';
 import { callbacksImport } from './callbacks.ts';
 import { CONTRACT_VERSION, type DriverImports } from './contract.ts';
 import { DriverHost, type DriverHostOptions } from './driver-host.ts';
-import { digestOf, type Engine } from './engine/engine.ts';
+import type { Engine } from './engine/engine.ts';
 import { logImport } from './broker/log.ts';
 import { storeImport } from './broker/store.ts';
 import { netlinkImport } from './broker/netlink.ts';
 import type { NetlinkBackend } from './netlink/backend.ts';
-import type { StateStore } from './store/store.ts';
+import type { HostState } from './store/store.ts';
+import { type DriverPackage, requireGrant } from './grants.ts';
+import { witName } from './manifest.ts';
 
 export interface LoadDriverOptions {
   engine: Engine;
-  /** Path of the component (.wasm). */
-  component: string;
-  store: StateStore;
+  pkg: DriverPackage;
+  state: HostState;
   netlink: NetlinkBackend;
   logger: Logger;
-  host?: Partial<DriverHostOptions>;
+  host?: Partial<Pick<DriverHostOptions, 'callTimeoutMs'>>;
 }
 
 export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
-  const bytes = await readFile(opts.component).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`cannot read driver component ${opts.component}: ${e.code === 'ENOENT' ? 'no such file (build the drivers with `npm run build`)' : e.message}`);
-  });
-  const digest = await digestOf(bytes);
-  const prepared = await opts.engine.prepare({ bytes, digest });
+  const { pkg, state } = opts;
+  const manifest = requireGrant(state.grants, pkg);
+  const who = { driver: manifest.name, version: manifest.version };
+  const logger = opts.logger.child({ driver: who.driver, version: who.version });
+  const caps = manifest.capabilities;
 
-  // The store key space is the digest-independent driver name, which is only
-  // known once the driver describes itself; the broker therefore binds lazily.
-  let kvName: string | undefined;
-  const kv = () => {
-    if (!kvName) throw new Error('store used before the driver registered');
-    return opts.store.forDriver(kvName);
-  };
-  const logger = opts.logger.child({ driver: digest.slice(7, 19) });
+  // Only what was granted is offered; the contract's own interfaces always are.
   const offered: Record<string, unknown> = {
     [`wasmnet:driver/callbacks@${CONTRACT_VERSION}`]: callbacksImport,
     [`wasmnet:driver/types@${CONTRACT_VERSION}`]: {},
-    [`wasmnet:host/log@${CONTRACT_VERSION}`]: logImport(logger),
-    [`wasmnet:host/store@${CONTRACT_VERSION}`]: {
-      get: (k: string) => storeImport(kv()).get(k),
-      set: (k: string, v: string) => storeImport(kv()).set(k, v),
-      delete: (k: string) => storeImport(kv()).delete(k),
-      entries: (p: string) => storeImport(kv()).entries(p),
-    },
-    [`wasmnet:host/netlink@${CONTRACT_VERSION}`]: netlinkImport(opts.netlink, logger),
   };
-  const unknown = prepared.imports.filter((i) => !(i in offered));
-  if (unknown.length > 0) {
-    throw new Error(`driver component ${digest} imports what this host does not offer: ${unknown.join(', ')}`);
+  if (caps.log) offered[witName('log')] = logImport(logger);
+  if (caps.store) offered[witName('store')] = storeImport(state.forDriver(who.driver));
+  if (caps.netlink) {
+    offered[witName('netlink')] = netlinkImport({ backend: opts.netlink, grant: caps.netlink, who, ledger: state.ledger, scopes: state.scopes, audit: state.audit, logger });
   }
+  const missing = pkg.imports.filter((i) => !(i in offered));
+  if (missing.length > 0) throw new Error(`driver "${who.driver}" imports ${missing.join(', ')}, which was not granted`);
+
+  const prepared = await opts.engine.prepare({ bytes: pkg.bytes, digest: pkg.digest });
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
   const instance = await opts.engine.instantiate(prepared, imports);
-  const host = await DriverHost.start(prepared, instance, opts.host);
-  kvName = host.description.name;
-  logger.info({ name: host.description.name, digest, engine: opts.engine.name }, 'driver loaded');
+  const host = await DriverHost.start(prepared, instance, { ...opts.host, scopes: { driver: who.driver, store: state.scopes } });
+  if (host.description.name !== who.driver) {
+    throw new Error(`driver registered as "${host.description.name}", but its manifest names it "${who.driver}"`);
+  }
+  logger.info({ digest: pkg.digest, engine: opts.engine.name }, 'driver loaded');
   return host;
 }

@@ -1,9 +1,17 @@
 // The wasmnet command line. Runtime-agnostic: host/node/main.ts and
 // host/deno/main.ts call it with their own unix-socket listener.
-import { Command, InvalidArgumentError } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import process from 'node:process';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import { bundledBridge, serve, type UnixListener } from '../core/serve.ts';
+import { bundledBridge, serve, stateDbPath, type UnixListener } from '../core/serve.ts';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
+import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
+import { describePrivileges, parseManifest } from '../../runtime/manifest.ts';
+import { SqliteStateStore } from '../../runtime/store/sqlite.ts';
+
+const defaultStateDir = '/var/lib/wasmnet';
 
 function positiveInt(max: number) {
   return (value: string) => {
@@ -18,6 +26,36 @@ function pluginName(value: string) {
   return value;
 }
 
+function isoTime(value: string) {
+  if (Number.isNaN(Date.parse(value))) throw new InvalidArgumentError('expected a time such as 2026-11-28T05:00:00Z');
+  return new Date(value).toISOString();
+}
+
+function openState(stateDir: string): SqliteStateStore {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  return new SqliteStateStore(stateDbPath(stateDir));
+}
+
+class CliError extends Error {}
+
+/** Shows what the package asks for and records the grant if the operator agrees (or --grant-all). */
+async function grantInteractively(state: SqliteStateStore, pkg: DriverPackage, grantAll: boolean): Promise<void> {
+  console.log(privilegePrompt(pkg));
+  let yes = grantAll;
+  if (!grantAll) {
+    if (!process.stdin.isTTY) throw new CliError('not granted: no terminal to ask on; review the privileges above and pass --grant-all to grant them');
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const answer = await rl.question('Do you grant the above permissions? [y/N] ');
+    rl.close();
+    yes = /^y(es)?$/i.test(answer.trim());
+  }
+  if (!yes) throw new CliError('not granted');
+  const g = grantPackage(state.grants, pkg);
+  console.log(`Granted ${g.driver} ${g.version} (${g.digest})${grantAll ? ' (--grant-all)' : ''}.`);
+}
+
+const stateDirOption = () => new Option('--state-dir <dir>', 'where state (SQLite), grants, the audit log and compiled drivers are kept').default(defaultStateDir);
+
 export async function main(argv: string[], listen: UnixListener): Promise<void> {
   const program = new Command('wasmnet')
     .description('Docker network drivers as sandboxed WebAssembly components')
@@ -28,33 +66,128 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .command('serve')
     .description('serve a driver to dockerd on a plugin socket (the bundled bridge driver by default)')
     .option('--socket-dir <dir>', 'directory dockerd discovers plugin sockets in', '/run/docker/plugins')
-    .option('--state-dir <dir>', 'where state (SQLite) and compiled drivers are kept', '/var/lib/wasmnet')
+    .addOption(stateDirOption())
     .option('--name <name>', 'plugin name: the socket is <socket-dir>/<name>.sock and users pass it to `docker network create -d`', pluginName, 'wasmnet-bridge')
-    .option('--driver <file>', 'driver component (.wasm) to serve', bundledBridge)
+    .option('--driver <file>', 'driver component (.wasm) to serve; its manifest is <file without .wasm>.manifest.json', bundledBridge)
+    .option('--manifest <file>', 'the driver manifest, if not beside the component')
+    .option('--grant-all', 'grant what the driver asks for without asking (for scripts)', false)
     .option('--call-timeout <ms>', 'deadline of one driver call, in milliseconds', positiveInt(3_600_000), defaultCallTimeoutMs)
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: { socketDir: string; stateDir: string; name: string; driver: string; callTimeout: number; logLevel: string }) => {
-      if (!['debug', 'info', 'warn', 'error'].includes(opts.logLevel)) program.error(`--log-level: expected debug, info, warn or error`);
+    .action(async (opts: { socketDir: string; stateDir: string; name: string; driver: string; manifest?: string; grantAll: boolean; callTimeout: number; logLevel: string }) => {
+      if (!['debug', 'info', 'warn', 'error'].includes(opts.logLevel)) throw new CliError('--log-level: expected debug, info, warn or error');
       const logger = pino({ level: opts.logLevel, base: { plugin: opts.name } });
+      const state = openState(opts.stateDir);
       let running;
       try {
-        running = await serve(
-          { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, component: opts.driver, callTimeoutMs: opts.callTimeout, logger },
-          listen,
-        );
+        const pkg = await readPackage(opts.driver, opts.manifest);
+        if (!state.grants.get(pkg.digest)) await grantInteractively(state, pkg, opts.grantAll);
+        running = await serve({ socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, logger }, state, listen);
       } catch (e) {
-        console.error(`wasmnet: ${(e as Error).message}`);
-        process.exit(1);
+        state.close();
+        throw e;
       }
-      console.log(`wasmnet: serving ${opts.name} on ${running.socketPath}`);
+      console.log(`wasmnet: serving ${opts.name} on ${running.socketPath} (admin API on ${running.adminSocketPath})`);
       const stop = async (signal: string) => {
         logger.info({ signal }, 'stopping');
         await running.close();
+        state.close();
         process.exit(0);
       };
       process.once('SIGTERM', () => void stop('SIGTERM'));
       process.once('SIGINT', () => void stop('SIGINT'));
     });
 
-  await program.parseAsync(argv, { from: 'user' });
+  program
+    .command('install')
+    .description('review what a driver asks for and grant it, like `docker plugin install`')
+    .argument('<file>', 'driver component (.wasm)')
+    .option('--manifest <file>', 'the driver manifest, if not beside the component')
+    .option('--grant-all', 'grant without asking (for scripts)', false)
+    .addOption(stateDirOption())
+    .action(async (file: string, opts: { manifest?: string; grantAll: boolean; stateDir: string }) => {
+      const state = openState(opts.stateDir);
+      try {
+        const pkg = await readPackage(file, opts.manifest);
+        if (state.grants.get(pkg.digest)) {
+          console.log(`${pkg.manifest.name} ${pkg.manifest.version} (${pkg.digest}) is already granted.`);
+          return;
+        }
+        await grantInteractively(state, pkg, opts.grantAll);
+      } finally {
+        state.close();
+      }
+    });
+
+  program
+    .command('grants')
+    .description('show the grants (of one driver, if named), or revoke one')
+    .argument('[driver]', 'driver name')
+    .option('--revoke <digest>', 'revoke the grant of this component digest')
+    .option('--json', 'print JSON', false)
+    .addOption(stateDirOption())
+    .action((driver: string | undefined, opts: { revoke?: string; json: boolean; stateDir: string }) => {
+      const state = openState(opts.stateDir);
+      try {
+        if (opts.revoke !== undefined) {
+          if (!/^sha256:[0-9a-f]{64}$/.test(opts.revoke)) throw new CliError('--revoke: expected a digest such as sha256:<64 hex digits>');
+          if (!state.grants.revoke(opts.revoke)) throw new CliError(`no grant for ${opts.revoke}`);
+          console.log(`Revoked ${opts.revoke}. A running host keeps the driver it loaded until it restarts.`);
+          return;
+        }
+        const grants = state.grants.list(driver);
+        if (opts.json) {
+          console.log(JSON.stringify(grants.map((g) => ({ ...g, manifest: JSON.parse(g.manifest) })), null, 2));
+          return;
+        }
+        if (grants.length === 0) console.log(driver ? `no grants for ${driver}` : 'no grants');
+        for (const g of grants) {
+          console.log(`${g.driver} ${g.version} ${g.digest} granted ${g.grantedAt}`);
+          for (const line of describePrivileges(parseManifest(JSON.parse(g.manifest), g.digest))) console.log(`  - ${line}`);
+        }
+      } finally {
+        state.close();
+      }
+    });
+
+  program
+    .command('audit')
+    .description('show the audit log of privileged calls, newest first')
+    .option('--driver <name>', 'only this driver')
+    .option('--op <op>', 'only this operation, e.g. add-address')
+    .addOption(new Option('--denied', 'only refused calls').conflicts('allowed'))
+    .addOption(new Option('--allowed', 'only allowed calls').conflicts('denied'))
+    .option('--since <time>', 'only calls at or after this time (ISO 8601)', isoTime)
+    .option('--limit <n>', 'at most this many entries', positiveInt(100_000), 50)
+    .option('--json', 'print JSON', false)
+    .addOption(stateDirOption())
+    .action((opts: { driver?: string; op?: string; denied?: boolean; allowed?: boolean; since?: string; limit: number; json: boolean; stateDir: string }) => {
+      const state = openState(opts.stateDir);
+      try {
+        const entries = state.audit.query({
+          driver: opts.driver,
+          op: opts.op,
+          allowed: opts.denied ? false : opts.allowed ? true : undefined,
+          since: opts.since,
+          limit: opts.limit,
+        });
+        if (opts.json) {
+          console.log(JSON.stringify(entries, null, 2));
+          return;
+        }
+        for (const e of entries) {
+          const outcome = e.allowed ? (e.errno !== undefined ? `kernel errno ${e.errno}` : e.error ? 'failed' : 'ok') : 'DENIED';
+          console.log(`${e.time} ${e.driver}@${e.version} ${e.op} ${JSON.stringify(e.args)} ${outcome}${e.error ? `: ${e.error}` : ''} (${e.durationMs} ms)`);
+        }
+        if (entries.length === 0) console.log('no matching entries');
+      } finally {
+        state.close();
+      }
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    console.error(`wasmnet: ${(e as Error).message}`);
+    process.exit(1);
+  }
 }

@@ -1,6 +1,7 @@
 // Starts wasmnet, whatever the runtime: opens the state store, the netlink
-// backend and the engine, loads the driver, and serves the plugin protocol on
-// `<socket-dir>/<name>.sock` through the runtime's listener (host/node or
+// backend and the engine, checks the driver's grant, loads the driver, and
+// serves the plugin protocol on `<socket-dir>/<name>.sock` and the admin API
+// on `<state-dir>/admin.sock`, through the runtime's listener (host/node,
 // host/deno).
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +12,9 @@ import { JcoEngine } from '../../runtime/engine/jco.ts';
 import { loadDriver } from '../../runtime/driver-loader.ts';
 import { RtNetlink } from '../../runtime/netlink/rtnetlink.ts';
 import { SqliteStateStore } from '../../runtime/store/sqlite.ts';
+import type { DriverPackage } from '../../runtime/grants.ts';
 import { createPluginApp } from './plugin-app.ts';
+import { createAdminApp } from './admin-app.ts';
 
 /** Listens on a unix socket; resolves once listening, returns a closer. */
 export type UnixListener = (app: Hono, socketPath: string) => Promise<() => Promise<void>>;
@@ -21,8 +24,7 @@ export interface ServeConfig {
   stateDir: string;
   /** Plugin name: the `--driver` value users give dockerd. */
   name: string;
-  /** Driver component; defaults to the bundled bridge driver. */
-  component: string;
+  pkg: DriverPackage;
   callTimeoutMs: number;
   logger: Logger;
 }
@@ -30,46 +32,58 @@ export interface ServeConfig {
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const bundledBridge = join(root, 'drivers-wasm/bridge/build/bridge.wasm');
 
+export const stateDbPath = (stateDir: string) => join(stateDir, 'state.db');
+export const adminSocketPath = (stateDir: string) => join(stateDir, 'admin.sock');
+
 export interface Running {
   socketPath: string;
+  adminSocketPath: string;
   close(): Promise<void>;
 }
 
-export async function serve(config: ServeConfig, listen: UnixListener): Promise<Running> {
+/** Replaces a socket left by a run that ended uncleanly; refuses to replace anything else. */
+async function clearSocket(path: string): Promise<void> {
+  const existing = await stat(path).catch(() => undefined);
+  if (existing && !existing.isSocket()) throw new Error(`${path} exists and is not a socket`);
+  if (existing) await rm(path);
+}
+
+export async function serve(config: ServeConfig, state: SqliteStateStore, listen: UnixListener): Promise<Running> {
   const { logger } = config;
-  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  const store = new SqliteStateStore(join(config.stateDir, 'state.db'));
   const netlink = new RtNetlink();
   const engine = new JcoEngine(join(config.stateDir, 'cache', 'jco'));
-  let driver;
+  const closers: (() => Promise<void> | void)[] = [() => netlink.close()];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c();
+  };
   try {
-    driver = await loadDriver({ engine, component: config.component, store, netlink, logger, host: { callTimeoutMs: config.callTimeoutMs } });
+    const driver = await loadDriver({ engine, pkg: config.pkg, state, netlink, logger, host: { callTimeoutMs: config.callTimeoutMs } });
+    const app = createPluginApp({ driver: () => driver, logger });
+
+    const socketPath = join(config.socketDir, `${config.name}.sock`);
+    await mkdir(config.socketDir, { recursive: true });
+    await clearSocket(socketPath);
+    const closePlugin = await listen(app, socketPath);
+    closers.push(async () => {
+      await closePlugin();
+      await rm(socketPath, { force: true });
+    });
+    // Only root (dockerd) may talk to the driver, and only root administers.
+    await chmod(socketPath, 0o600);
+
+    const adminPath = adminSocketPath(config.stateDir);
+    await clearSocket(adminPath);
+    const closeAdmin = await listen(createAdminApp(state), adminPath);
+    closers.push(async () => {
+      await closeAdmin();
+      await rm(adminPath, { force: true });
+    });
+    await chmod(adminPath, 0o600);
+
+    logger.info({ socket: socketPath, admin: adminPath, driver: driver.description.name }, 'serving');
+    return { socketPath, adminSocketPath: adminPath, close: closeAll };
   } catch (e) {
-    store.close();
-    netlink.close();
+    await closeAll();
     throw e;
   }
-  const loaded = driver;
-  const app = createPluginApp({ driver: () => loaded, logger });
-
-  await mkdir(config.socketDir, { recursive: true });
-  const socketPath = join(config.socketDir, `${config.name}.sock`);
-  // A socket left by a previous run that ended uncleanly is replaced; any other file is not.
-  const existing = await stat(socketPath).catch(() => undefined);
-  if (existing && !existing.isSocket()) throw new Error(`${socketPath} exists and is not a socket`);
-  if (existing) await rm(socketPath);
-  const closeListener = await listen(app, socketPath);
-  // Only root (dockerd) may talk to the driver.
-  await chmod(socketPath, 0o600);
-  logger.info({ socket: socketPath, driver: loaded.description.name }, 'serving');
-
-  return {
-    socketPath,
-    async close() {
-      await closeListener();
-      await rm(socketPath, { force: true });
-      store.close();
-      netlink.close();
-    },
-  };
 }

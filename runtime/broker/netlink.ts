@@ -1,65 +1,147 @@
-// `wasmnet:host/netlink`: privileged link and address operations, carried out
-// by the host for the driver. Every call goes through here; the backend does
-// the syscalls. Kernel errors come back to the driver as typed errors with
-// their errno, never as a trap.
+// `wasmnet:host/netlink`: privileged network operations, carried out by the
+// host for one driver. Every call is rate limited, checked against the
+// driver's grant (policy.ts), run on the backend, and audited (audit.ts).
+// Kernel errors come back to the driver as typed errors with their errno,
+// never as a trap.
 import type { Logger } from 'pino';
-import { type LinkInfo, type NetlinkBackend, NetlinkError } from '../netlink/backend.ts';
-import { witError } from '../contract.ts';
+import type { LinkInfo, NetlinkBackend } from '../netlink/backend.ts';
+import type { AuditLog, DriverScopes, LinkLedger } from '../store/store.ts';
+import type { NetlinkGrant } from '../manifest.ts';
 import type * as Wit from '../gen/interfaces/wasmnet-host-netlink.js';
+import { NetlinkPolicy } from './policy.ts';
+import { auditedCall, type CallerIdentity } from './audit.ts';
 
 function toWitLink(l: LinkInfo): Wit.Link {
   return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
 }
 
-export function netlinkImport(backend: NetlinkBackend, logger: Logger) {
-  /** Runs one operation; maps failures to netlink-error. */
-  function op<T>(name: string, args: unknown, fn: () => T): T {
-    try {
-      const result = fn();
-      logger.debug({ op: name, args }, 'netlink');
-      return result;
-    } catch (e) {
-      logger.info({ op: name, args, err: (e as Error).message }, 'netlink call failed');
-      if (e instanceof NetlinkError) throw witError({ tag: 'kernel', val: { code: e.errno, name: e.code, message: e.message } });
-      throw witError({ tag: 'invalid', val: e instanceof Error ? e.message : String(e) });
-    }
-  }
+export interface NetlinkBrokerDeps {
+  backend: NetlinkBackend;
+  grant: NetlinkGrant;
+  who: CallerIdentity;
+  ledger: LinkLedger;
+  scopes: DriverScopes;
+  audit: AuditLog;
+  logger: Logger;
+}
+
+type NetlinkImport = typeof Wit;
+
+export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
+  const policy = new NetlinkPolicy(d.who.driver, d.grant, d.ledger, d.scopes);
+  const call = auditedCall(d.audit, d.who, d.logger);
+  const driver = d.who.driver;
+  const nl = d.backend;
+  /** Every call pays the rate limit first, then its own checks. */
+  const checked = (...checks: (() => void)[]) => () => {
+    policy.rate();
+    for (const c of checks) c();
+  };
+  const created = (l: LinkInfo, peer?: string) => {
+    d.ledger.add(driver, l.name, peer);
+    if (peer) d.ledger.add(driver, peer, l.name);
+    return toWitLink(l);
+  };
 
   return {
-    createBridge(spec: Wit.BridgeSpec): Wit.Link {
-      return op('create-bridge', spec, () => toWitLink(backend.createLink({ name: spec.name, kind: 'bridge', mtu: spec.mtu, mac: spec.mac })));
-    },
-    createVeth(spec: Wit.VethSpec): Wit.Link {
-      return op('create-veth', spec, () =>
-        toWitLink(backend.createLink({ name: spec.name, kind: 'veth', mtu: spec.mtu, peer: { name: spec.peerName, mtu: spec.mtu, mac: spec.peerMac } })),
-      );
-    },
-    getLink(name: string): Wit.Link | undefined {
-      return op('get-link', { name }, () => {
-        const l = backend.getLink(name);
-        return l && toWitLink(l);
-      });
-    },
-    setLinkUp(name: string, up: boolean): void {
-      op('set-link-up', { name, up }, () => backend.setLinkUp(name, up));
-    },
-    setLinkMtu(name: string, mtu: number): void {
-      op('set-link-mtu', { name, mtu }, () => backend.setLinkMtu(name, mtu));
-    },
-    setLinkMaster(name: string, master: string | undefined): void {
-      op('set-link-master', { name, master }, () => backend.setLinkMaster(name, master ?? null));
-    },
-    deleteLink(name: string): void {
-      op('delete-link', { name }, () => backend.deleteLink(name));
-    },
-    addAddress(linkName: string, cidr: string): void {
-      op('add-address', { linkName, cidr }, () => backend.addAddress(linkName, cidr));
-    },
-    deleteAddress(linkName: string, cidr: string): void {
-      op('delete-address', { linkName, cidr }, () => backend.deleteAddress(linkName, cidr));
-    },
-    listAddresses(linkName: string): string[] {
-      return op('list-addresses', { linkName }, () => backend.listAddresses(linkName));
-    },
+    createBridge: (spec) =>
+      call('create-bridge', { ...spec }, checked(() => policy.kind('bridge'), () => policy.newName(spec.name)), () =>
+        created(nl.createLink({ name: spec.name, kind: 'bridge', mtu: spec.mtu, mac: spec.mac })),
+      ),
+    createVeth: (spec) =>
+      call('create-veth', { ...spec }, checked(() => policy.kind('veth'), () => policy.newName(spec.name), () => policy.newName(spec.peerName)), () =>
+        created(nl.createLink({ name: spec.name, kind: 'veth', mtu: spec.mtu, peer: { name: spec.peerName, mtu: spec.mtu, mac: spec.peerMac } }), spec.peerName),
+      ),
+    createDummy: (spec) =>
+      call('create-dummy', { ...spec }, checked(() => policy.kind('dummy'), () => policy.newName(spec.name)), () =>
+        created(nl.createLink({ name: spec.name, kind: 'dummy', mtu: spec.mtu })),
+      ),
+    createVxlan: (spec) =>
+      call(
+        'create-vxlan',
+        { ...spec },
+        checked(() => policy.kind('vxlan'), () => policy.newName(spec.name), () => spec.underlay !== undefined && policy.parent(spec.underlay)),
+        () =>
+          created(
+            nl.createLink({
+              name: spec.name,
+              kind: 'vxlan',
+              mtu: spec.mtu,
+              vxlan: { vni: spec.vni, local: spec.local, group: spec.group, port: spec.port, underlay: spec.underlay, learning: spec.learning },
+            }),
+          ),
+      ),
+    createMacvlan: (spec) =>
+      call('create-macvlan', { ...spec }, checked(() => policy.kind('macvlan'), () => policy.newName(spec.name), () => policy.parent(spec.parent)), () =>
+        created(nl.createLink({ name: spec.name, kind: 'macvlan', mtu: spec.mtu, mac: spec.mac, macvlan: { parent: spec.parent, mode: spec.mode } })),
+      ),
+    createIpvlan: (spec) =>
+      call('create-ipvlan', { ...spec }, checked(() => policy.kind('ipvlan'), () => policy.newName(spec.name), () => policy.parent(spec.parent)), () =>
+        created(nl.createLink({ name: spec.name, kind: 'ipvlan', mtu: spec.mtu, ipvlan: { parent: spec.parent, mode: spec.mode } })),
+      ),
+    // Links the driver may not see are reported as absent, and the look-up is audited as refused.
+    getLink: (name) =>
+      policy.visible(name)
+        ? call('get-link', { name }, checked(), () => {
+            const l = nl.getLink(name);
+            return l && toWitLink(l);
+          })
+        : call('get-link', { name }, checked(() => policy.owned(name)), () => undefined),
+    listLinks: () =>
+      call('list-links', {}, checked(), () => {
+        const mine = new Set(d.ledger.list(driver));
+        return nl.listLinks().filter((l) => mine.has(l.name)).map(toWitLink);
+      }),
+    setLinkUp: (name, up) => call('set-link-up', { name, up }, checked(() => policy.owned(name)), () => nl.setLinkUp(name, up)),
+    setLinkMtu: (name, mtu) => call('set-link-mtu', { name, mtu }, checked(() => policy.owned(name)), () => nl.setLinkMtu(name, mtu)),
+    setLinkMac: (name, mac) => call('set-link-mac', { name, mac }, checked(() => policy.owned(name)), () => nl.setLinkMac(name, mac)),
+    setLinkMaster: (name, master) =>
+      call('set-link-master', { name, master }, checked(() => policy.owned(name), () => master !== undefined && policy.owned(master)), () => nl.setLinkMaster(name, master ?? null)),
+    renameLink: (name, newName) =>
+      call('rename-link', { name, newName }, checked(() => policy.owned(name), () => policy.newName(newName)), () => {
+        nl.renameLink(name, newName);
+        d.ledger.rename(driver, name, newName);
+      }),
+    moveLinkToSandbox: (name, sandboxKey) =>
+      call('move-link-to-sandbox', { name, sandboxKey }, checked(() => policy.owned(name), () => policy.sandbox(sandboxKey)), () => {
+        nl.moveLinkToNetns(name, sandboxKey);
+      }),
+    deleteLink: (name) =>
+      call('delete-link', { name }, checked(() => policy.owned(name)), () => {
+        nl.deleteLink(name);
+        d.ledger.remove(driver, name);
+      }),
+    setBridgePort: (name, settings) => call('set-bridge-port', { name, ...settings }, checked(() => policy.owned(name)), () => nl.setBridgePort(name, settings)),
+
+    addAddress: (linkName, cidr) =>
+      call('add-address', { linkName, cidr }, checked(() => policy.owned(linkName), () => policy.addressInPools(cidr, 'address')), () => nl.addAddress(linkName, cidr)),
+    deleteAddress: (linkName, cidr) =>
+      call('delete-address', { linkName, cidr }, checked(() => policy.owned(linkName), () => policy.addressInPools(cidr, 'address')), () => nl.deleteAddress(linkName, cidr)),
+    listAddresses: (linkName) => call('list-addresses', { linkName }, checked(() => policy.owned(linkName)), () => nl.listAddresses(linkName)),
+
+    addRoute: (route) => call('add-route', { ...route }, checked(...routeChecks(policy, route)), () => nl.addRoute(route)),
+    deleteRoute: (route) => call('delete-route', { ...route }, checked(...routeChecks(policy, route)), () => nl.deleteRoute(route)),
+    listRoutes: (linkName) => call('list-routes', { linkName }, checked(() => policy.owned(linkName)), () => nl.listRoutes(linkName)),
+
+    addNeighbor: (n) => call('add-neighbor', { ...n }, checked(() => policy.owned(n.link), () => policy.ipInPools(n.ip, 'neighbour')), () => nl.addNeighbor(n)),
+    deleteNeighbor: (n) => call('delete-neighbor', { ...n }, checked(() => policy.owned(n.link), () => policy.ipInPools(n.ip, 'neighbour')), () => nl.deleteNeighbor(n)),
+    listNeighbors: (linkName) => call('list-neighbors', { linkName }, checked(() => policy.owned(linkName)), () => nl.listNeighbors(linkName)),
+
+    // FDB entries point at remote tunnel endpoints on the underlay, which are not in the pools.
+    addFdbEntry: (e) => call('add-fdb-entry', { ...e }, checked(() => policy.owned(e.link)), () => nl.addFdbEntry(e)),
+    deleteFdbEntry: (e) => call('delete-fdb-entry', { ...e }, checked(() => policy.owned(e.link)), () => nl.deleteFdbEntry(e)),
+    listFdbEntries: (linkName) => call('list-fdb-entries', { linkName }, checked(() => policy.owned(linkName)), () => nl.listFdbEntries(linkName)),
   };
+}
+
+/** A route must leave through an owned link, to a destination inside the pools, via a gateway inside the pools. */
+function routeChecks(policy: NetlinkPolicy, route: Wit.Route): (() => void)[] {
+  return [
+    () => {
+      if (route.link === undefined && route.gateway === undefined) throw new Error('a route needs a link or a gateway');
+    },
+    () => route.link !== undefined && policy.owned(route.link),
+    () => policy.networkInPools(route.destination, 'route destination'),
+    () => route.gateway !== undefined && policy.ipInPools(route.gateway, 'route gateway'),
+  ];
 }

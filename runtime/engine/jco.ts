@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DriverExports, DriverImports } from '../contract.ts';
 import type { ComponentSource, DriverInstance, Engine, PreparedComponent } from './engine.ts';
+import { componentWorld } from '../component.ts';
 
 interface CacheMeta {
   digest: string;
@@ -30,32 +31,6 @@ interface JcoPrepared extends PreparedComponent {
 
 /** Bump when the transpile options change, so that old caches are not reused. */
 const transpileRevision = 2;
-
-/**
- * The component's world: the interfaces it imports and exports, with their
- * versions (jco's own lists drop them). A world that imports or exports
- * anything but whole named interfaces (a bare function, an inline interface)
- * is refused: the host offers nothing of the kind.
- */
-export async function componentWorld(bytes: Uint8Array): Promise<{ imports: string[]; exports: string[] }> {
-  const { componentWit } = await import('@bytecodealliance/jco-transpile/wasm-tools');
-  let wit: string;
-  try {
-    wit = await componentWit(bytes);
-  } catch (e) {
-    throw new Error(`not a WebAssembly component: ${(e as Error).message}`);
-  }
-  const body = /^world root \{\n([\s\S]*?)^\}/m.exec(wit)?.[1];
-  if (body === undefined) throw new Error('component has no world');
-  const imports: string[] = [];
-  const exports: string[] = [];
-  for (const line of body.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//'))) {
-    const m = /^(import|export) ([a-z0-9-]+:[a-z0-9-]+\/[a-z0-9-]+(?:@[0-9A-Za-z.+-]+)?);$/.exec(line);
-    if (!m) throw new Error(`component world has an item the host does not support: ${line.slice(0, 200)}`);
-    (m[1] === 'import' ? imports : exports).push(m[2]!);
-  }
-  return { imports, exports };
-}
 
 /** The version of jco's transpiler, part of the cache key. */
 async function jcoVersion(): Promise<string> {

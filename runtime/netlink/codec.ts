@@ -2,17 +2,21 @@
 // DataView, no I/O. It is hand-written because no maintained npm library
 // speaks rtnetlink in-process under both Node and Deno, and spawning `ip` for
 // every operation costs milliseconds each time. wasmnet needs only a small
-// part of rtnetlink (links, their attributes and addresses), which fits here.
+// part of rtnetlink (links and their kind-specific data, bridge ports,
+// addresses, routes, neighbours and forwarding-database entries), which fits
+// here.
 //
 // Wire format (see netlink(7), rtnetlink(7), <linux/netlink.h>,
-// <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>):
+// <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>,
+// <linux/neighbour.h>):
 //
-//   nlmsghdr (16 bytes) | family header (ifinfomsg or ifaddrmsg) | rtattrs...
+//   nlmsghdr (16 bytes) | family header (ifinfomsg, ifaddrmsg, rtmsg or ndmsg) | rtattrs...
 //
 // Every rtattr is { u16 len, u16 type, payload } padded to 4 bytes; `len`
 // counts the 4-byte header and the payload but not the padding. A nested
-// attribute's payload is itself a list of rtattrs. All integers are in host
-// byte order, which on every platform wasmnet runs on is little-endian.
+// attribute's payload is itself a list of rtattrs. Integers are in host byte
+// order, which on every platform wasmnet runs on is little-endian, except
+// where the kernel says otherwise (IFLA_VXLAN_PORT is big-endian).
 
 import { NetlinkError } from './backend.ts';
 
@@ -30,8 +34,10 @@ export const NLM_F_ACK = 0x4;
 /** Set on dump parts when the dump was interrupted by a change; redo it. */
 export const NLM_F_DUMP_INTR = 0x10;
 /** Flags for new objects (RTM_NEW*). */
+export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
 /** Flag for get requests: dump every object. */
 export const NLM_F_DUMP = 0x300;
 /** Flags on NLMSG_ERROR: request echo cut to its header; extended-ack TLVs follow. */
@@ -46,27 +52,110 @@ export const RTM_SETLINK = 19;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 
 /** Address families. */
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
+/** The bridge family: bridge-port settings (RTM_SETLINK) and FDB entries (RTM_*NEIGH). */
+export const AF_BRIDGE = 7;
 export const AF_INET6 = 10;
 
 /** Link attributes (<linux/if_link.h>). */
 export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
+/** The parent (lower) link's index, for macvlan and ipvlan. */
+export const IFLA_LINK = 5;
 export const IFLA_MASTER = 10;
+/** Nested bridge-port settings (IFLA_BRPORT_*) in an AF_BRIDGE RTM_SETLINK. */
+export const IFLA_PROTINFO = 12;
 export const IFLA_LINKINFO = 18;
+/** A u32 file descriptor of a network namespace to move the link into. */
+export const IFLA_NET_NS_FD = 28;
 /** Inside IFLA_LINKINFO. */
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 /** Inside IFLA_INFO_DATA of a veth: an ifinfomsg followed by the peer's attributes. */
 export const VETH_INFO_PEER = 1;
 
+/** Inside IFLA_INFO_DATA of a vxlan (<linux/if_link.h>). */
+export const IFLA_VXLAN_ID = 1;
+/** Multicast group (or unicast remote) IPv4 address, 4 bytes. */
+export const IFLA_VXLAN_GROUP = 2;
+/** Underlay link index, u32. */
+export const IFLA_VXLAN_LINK = 3;
+export const IFLA_VXLAN_LOCAL = 4;
+export const IFLA_VXLAN_LEARNING = 7;
+/** Destination UDP port, u16 in network byte order. */
+export const IFLA_VXLAN_PORT = 15;
+export const IFLA_VXLAN_GROUP6 = 16;
+export const IFLA_VXLAN_LOCAL6 = 17;
+
+/** Inside IFLA_INFO_DATA of a macvlan: the mode, u32. */
+export const IFLA_MACVLAN_MODE = 1;
+export const MACVLAN_MODE_PRIVATE = 1;
+export const MACVLAN_MODE_VEPA = 2;
+export const MACVLAN_MODE_BRIDGE = 4;
+export const MACVLAN_MODE_PASSTHRU = 8;
+
+/** Inside IFLA_INFO_DATA of an ipvlan: the mode, u16. */
+export const IFLA_IPVLAN_MODE = 1;
+export const IPVLAN_MODE_L2 = 0;
+export const IPVLAN_MODE_L3 = 1;
+export const IPVLAN_MODE_L3S = 2;
+
+/** Inside IFLA_PROTINFO (bridge-port settings), each a u8. */
+export const IFLA_BRPORT_MODE = 4;
+export const IFLA_BRPORT_LEARNING = 8;
+export const IFLA_BRPORT_ISOLATED = 33;
+/** IFLA_BRPORT_MODE values (<linux/if_bridge.h>): hairpin on is BRIDGE_MODE_HAIRPIN. */
+export const BRIDGE_MODE_VEB = 0;
+export const BRIDGE_MODE_HAIRPIN = 1;
+
 /** Address attributes (<linux/if_addr.h>). */
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
+
+/** Route attributes (<linux/rtnetlink.h>). */
+export const RTA_DST = 1;
+export const RTA_OIF = 4;
+export const RTA_GATEWAY = 5;
+export const RTA_PRIORITY = 6;
+export const RTA_TABLE = 15;
+/** The main routing table, the one `ip route` shows by default. */
+export const RT_TABLE_MAIN = 254;
+/** rtm_protocol: who installed the route. */
+export const RTPROT_UNSPEC = 0;
+export const RTPROT_KERNEL = 2;
+export const RTPROT_BOOT = 3;
+export const RTPROT_STATIC = 4;
+/** rtm_scope. */
+export const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_LINK = 253;
+export const RT_SCOPE_HOST = 254;
+/** "Any scope" in a delete request. */
+export const RT_SCOPE_NOWHERE = 255;
+/** rtm_type. */
+export const RTN_UNSPEC = 0;
+export const RTN_UNICAST = 1;
+
+/** Neighbour attributes (<linux/neighbour.h>). */
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+/** VXLAN network identifier of an FDB entry, u32. */
+export const NDA_VNI = 7;
+/** ndm_state bits. */
+export const NUD_NOARP = 0x40;
+export const NUD_PERMANENT = 0x80;
+/** ndm_flags bits: the entry belongs to the device itself, or to its master (bridge). */
+export const NTF_SELF = 0x2;
+export const NTF_MASTER = 0x4;
 
 /** Interface flags (<linux/if.h>). */
 export const IFF_UP = 0x1;
@@ -81,6 +170,8 @@ const NLA_TYPE_MASK = 0x3fff;
 export const NLMSG_HDRLEN = 16;
 export const IFINFOMSG_LEN = 16;
 export const IFADDRMSG_LEN = 8;
+export const RTMSG_LEN = 12;
+export const NDMSG_LEN = 12;
 const RTA_HDRLEN = 4;
 
 /** Rounds up to the 4-byte netlink alignment. */
@@ -110,6 +201,25 @@ export function strAttr(type: number, s: string): Attr {
 export function u32Attr(type: number, n: number): Attr {
   const value = new Uint8Array(4);
   new DataView(value.buffer).setUint32(0, n, true);
+  return { type, value };
+}
+
+/** A u8 attribute (e.g. IFLA_VXLAN_LEARNING, IFLA_BRPORT_*). */
+export function u8Attr(type: number, n: number): Attr {
+  return { type, value: Uint8Array.of(n) };
+}
+
+/** A native-endian u16 attribute (e.g. IFLA_IPVLAN_MODE). */
+export function u16Attr(type: number, n: number): Attr {
+  const value = new Uint8Array(2);
+  new DataView(value.buffer).setUint16(0, n, true);
+  return { type, value };
+}
+
+/** A big-endian (network byte order) u16 attribute (e.g. IFLA_VXLAN_PORT). */
+export function be16Attr(type: number, n: number): Attr {
+  const value = new Uint8Array(2);
+  new DataView(value.buffer).setUint16(0, n, false);
   return { type, value };
 }
 
@@ -200,6 +310,151 @@ export function encodeIfAddrMsg(m: IfAddrMsg): Uint8Array {
  */
 export function vethPeerAttr(peerAttrs: Attr[]): Attr {
   return bytesAttr(VETH_INFO_PEER, concat(encodeIfInfoMsg({}), encodeAttrs(peerAttrs)));
+}
+
+/** IFLA_LINKINFO for a link of `kind`, with IFLA_INFO_DATA when `data` is given. */
+export function linkInfoAttr(kind: string, data?: Attr[]): Attr {
+  const children = [strAttr(IFLA_INFO_KIND, kind)];
+  if (data !== undefined) children.push(nestedAttr(IFLA_INFO_DATA, data));
+  return nestedAttr(IFLA_LINKINFO, children);
+}
+
+/** The already-validated settings of a vxlan link, as the kernel wants them. */
+export interface VxlanData {
+  /** VXLAN network identifier, 0..2^24-1. */
+  vni: number;
+  /** Multicast group: 4 bytes (IFLA_VXLAN_GROUP) or 16 (IFLA_VXLAN_GROUP6). */
+  group?: Uint8Array;
+  /** Local tunnel address: 4 bytes (IFLA_VXLAN_LOCAL) or 16 (IFLA_VXLAN_LOCAL6). */
+  local?: Uint8Array;
+  /** Underlay link index. */
+  link?: number;
+  /** Destination UDP port; the kernel's default (8472) when absent. */
+  port?: number;
+  learning: boolean;
+}
+
+/** The IFLA_INFO_DATA attributes of a vxlan link. */
+export function vxlanInfoData(d: VxlanData): Attr[] {
+  const attrs = [u32Attr(IFLA_VXLAN_ID, d.vni)];
+  if (d.group) attrs.push(bytesAttr(d.group.length === 16 ? IFLA_VXLAN_GROUP6 : IFLA_VXLAN_GROUP, d.group));
+  if (d.local) attrs.push(bytesAttr(d.local.length === 16 ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, d.local));
+  if (d.link !== undefined) attrs.push(u32Attr(IFLA_VXLAN_LINK, d.link));
+  if (d.port !== undefined) attrs.push(be16Attr(IFLA_VXLAN_PORT, d.port));
+  attrs.push(u8Attr(IFLA_VXLAN_LEARNING, d.learning ? 1 : 0));
+  return attrs;
+}
+
+/** The IFLA_INFO_DATA attributes of a macvlan link: its MACVLAN_MODE_* as a u32. */
+export function macvlanInfoData(mode: number): Attr[] {
+  return [u32Attr(IFLA_MACVLAN_MODE, mode)];
+}
+
+/** The IFLA_INFO_DATA attributes of an ipvlan link: its IPVLAN_MODE_* as a u16. */
+export function ipvlanInfoData(mode: number): Attr[] {
+  return [u16Attr(IFLA_IPVLAN_MODE, mode)];
+}
+
+/**
+ * IFLA_PROTINFO (nested) for an AF_BRIDGE RTM_SETLINK: the bridge-port
+ * settings that are given, each a u8. Hairpin is IFLA_BRPORT_MODE.
+ */
+export function bridgePortAttr(s: { hairpin?: boolean; learning?: boolean; isolated?: boolean }): Attr {
+  const children: Attr[] = [];
+  if (s.hairpin !== undefined) children.push(u8Attr(IFLA_BRPORT_MODE, s.hairpin ? BRIDGE_MODE_HAIRPIN : BRIDGE_MODE_VEB));
+  if (s.learning !== undefined) children.push(u8Attr(IFLA_BRPORT_LEARNING, s.learning ? 1 : 0));
+  if (s.isolated !== undefined) children.push(u8Attr(IFLA_BRPORT_ISOLATED, s.isolated ? 1 : 0));
+  return nestedAttr(IFLA_PROTINFO, children);
+}
+
+export interface RtMsg {
+  family: number;
+  dstLen: number;
+  srcLen?: number;
+  tos?: number;
+  /** RT_TABLE_*; tables above 255 need RTA_TABLE instead. */
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  flags?: number;
+}
+
+/** Encodes struct rtmsg (12 bytes). */
+export function encodeRtMsg(m: RtMsg): Uint8Array {
+  const out = new Uint8Array(RTMSG_LEN);
+  const v = new DataView(out.buffer);
+  v.setUint8(0, m.family);
+  v.setUint8(1, m.dstLen);
+  v.setUint8(2, m.srcLen ?? 0);
+  v.setUint8(3, m.tos ?? 0);
+  v.setUint8(4, m.table);
+  v.setUint8(5, m.protocol);
+  v.setUint8(6, m.scope);
+  v.setUint8(7, m.type);
+  v.setUint32(8, m.flags ?? 0, true);
+  return out;
+}
+
+/** The attributes of a route request; addresses are 4 or 16 raw bytes. */
+export interface RouteAttrs {
+  /** Destination network; omitted for a default route. */
+  dst?: Uint8Array;
+  gateway?: Uint8Array;
+  /** Output link index. */
+  oif?: number;
+  /** Metric. */
+  priority?: number;
+}
+
+/** RTA_DST, RTA_GATEWAY, RTA_OIF and RTA_PRIORITY, those that are given, in that order. */
+export function routeAttrs(r: RouteAttrs): Attr[] {
+  const attrs: Attr[] = [];
+  if (r.dst) attrs.push(bytesAttr(RTA_DST, r.dst));
+  if (r.gateway) attrs.push(bytesAttr(RTA_GATEWAY, r.gateway));
+  if (r.oif !== undefined) attrs.push(u32Attr(RTA_OIF, r.oif));
+  if (r.priority !== undefined) attrs.push(u32Attr(RTA_PRIORITY, r.priority));
+  return attrs;
+}
+
+export interface NdMsg {
+  family: number;
+  index: number;
+  /** NUD_* bits. */
+  state?: number;
+  /** NTF_* bits. */
+  flags?: number;
+  type?: number;
+}
+
+/** Encodes struct ndmsg (12 bytes; 3 bytes of padding after the family). */
+export function encodeNdMsg(m: NdMsg): Uint8Array {
+  const out = new Uint8Array(NDMSG_LEN);
+  const v = new DataView(out.buffer);
+  v.setUint8(0, m.family);
+  v.setInt32(4, m.index, true);
+  v.setUint16(8, m.state ?? 0, true);
+  v.setUint8(10, m.flags ?? 0);
+  v.setUint8(11, m.type ?? 0);
+  return out;
+}
+
+/** The attributes of a neighbour or FDB request. */
+export interface NeighAttrs {
+  /** The neighbour's IP (ARP/NDP), or the remote tunnel endpoint (vxlan FDB). */
+  dst?: Uint8Array;
+  /** The hardware address. */
+  lladdr?: Uint8Array;
+  vni?: number;
+}
+
+/** NDA_DST, NDA_LLADDR and NDA_VNI, those that are given, in that order. */
+export function neighAttrs(n: NeighAttrs): Attr[] {
+  const attrs: Attr[] = [];
+  if (n.dst) attrs.push(bytesAttr(NDA_DST, n.dst));
+  if (n.lladdr) attrs.push(bytesAttr(NDA_LLADDR, n.lladdr));
+  if (n.vni !== undefined) attrs.push(u32Attr(NDA_VNI, n.vni));
+  return attrs;
 }
 
 export interface MessageHeader {
@@ -360,6 +615,82 @@ export function decodeAddress(payload: Uint8Array): DecodedAddress {
     index: v.getUint32(4, true),
     address: attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS) ?? new Uint8Array(),
   };
+}
+
+/** A route as carried by RTM_NEWROUTE. */
+export interface DecodedRoute {
+  family: number;
+  dstLen: number;
+  /** RTA_TABLE when present (it holds tables above 255), else rtm_table. */
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  flags: number;
+  /** RTA_DST; absent for a default route. */
+  dst?: Uint8Array;
+  gateway?: Uint8Array;
+  oif?: number;
+  priority?: number;
+}
+
+/** Decodes the payload of an RTM_NEWROUTE message (rtmsg + attributes). */
+export function decodeRoute(payload: Uint8Array): DecodedRoute {
+  if (payload.length < RTMSG_LEN) throw new Error(`netlink: short rtmsg (${payload.length} bytes)`);
+  const v = viewOf(payload);
+  const attrs = decodeAttrs(payload.subarray(RTMSG_LEN));
+  const table = attrs.get(RTA_TABLE);
+  const route: DecodedRoute = {
+    family: v.getUint8(0),
+    dstLen: v.getUint8(1),
+    table: table ? attrU32(table) : v.getUint8(4),
+    protocol: v.getUint8(5),
+    scope: v.getUint8(6),
+    type: v.getUint8(7),
+    flags: v.getUint32(8, true),
+  };
+  const dst = attrs.get(RTA_DST);
+  if (dst) route.dst = dst;
+  const gateway = attrs.get(RTA_GATEWAY);
+  if (gateway) route.gateway = gateway;
+  const oif = attrs.get(RTA_OIF);
+  if (oif) route.oif = attrU32(oif);
+  const priority = attrs.get(RTA_PRIORITY);
+  if (priority) route.priority = attrU32(priority);
+  return route;
+}
+
+/** A neighbour or FDB entry as carried by RTM_NEWNEIGH. */
+export interface DecodedNeighbor {
+  family: number;
+  index: number;
+  state: number;
+  flags: number;
+  type: number;
+  dst?: Uint8Array;
+  lladdr?: Uint8Array;
+  vni?: number;
+}
+
+/** Decodes the payload of an RTM_NEWNEIGH message (ndmsg + attributes). */
+export function decodeNeighbor(payload: Uint8Array): DecodedNeighbor {
+  if (payload.length < NDMSG_LEN) throw new Error(`netlink: short ndmsg (${payload.length} bytes)`);
+  const v = viewOf(payload);
+  const attrs = decodeAttrs(payload.subarray(NDMSG_LEN));
+  const neigh: DecodedNeighbor = {
+    family: v.getUint8(0),
+    index: v.getInt32(4, true),
+    state: v.getUint16(8, true),
+    flags: v.getUint8(10),
+    type: v.getUint8(11),
+  };
+  const dst = attrs.get(NDA_DST);
+  if (dst) neigh.dst = dst;
+  const lladdr = attrs.get(NDA_LLADDR);
+  if (lladdr) neigh.lladdr = lladdr;
+  const vni = attrs.get(NDA_VNI);
+  if (vni) neigh.vni = attrU32(vni);
+  return neigh;
 }
 
 /** The kernel sends errors as negative errnos; this turns them positive (and avoids -0 for an ack). */

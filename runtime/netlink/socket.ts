@@ -103,6 +103,21 @@ function openSocket(netns: string | undefined): number {
   }
 }
 
+/**
+ * Opens the network namespace file at `path` (e.g. /var/run/netns/NAME or a
+ * docker sandbox key), passes its descriptor to `use`, and closes it again,
+ * also when `use` throws. A missing or unreadable file fails as a
+ * NetlinkError (ENOENT, EACCES...) described by `context`.
+ */
+export function withNetnsFd<T>(path: string, context: string, use: (fd: number) => T): T {
+  const fd = check(sys.open(path, O_RDONLY | O_CLOEXEC), `${context}: open ${path}`);
+  try {
+    return use(fd);
+  } finally {
+    sys.close(fd);
+  }
+}
+
 export interface NetlinkSocketOptions {
   /** Path of a network namespace file, e.g. /var/run/netns/NAME; default: the process's namespace. */
   netns?: string;

@@ -1,15 +1,22 @@
 // The embedded store on SQLite through `node:sqlite` (built into Node 22.5+
-// and Deno 2). One table of (driver, key, value); WAL mode, so a crash loses
-// at most the call in flight.
+// and Deno 2): the drivers' key-value state, grants, the link ledger, the
+// scopes dockerd gave each driver, and the audit log. WAL mode, so a crash
+// loses at most the call in flight, and readers (`wasmnet audit`) never block
+// the running host.
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type KeyValueStore, type StateStore, StoreLimitError, storeLimits } from './store.ts';
+import type { AuditEntry, AuditFilter, AuditLog, DriverScopes, Grant, GrantStore, HostState, KeyValueStore, LinkLedger } from './store.ts';
+import { StoreLimitError, storeLimits } from './store.ts';
 
 const utf8Length = (s: string) => new TextEncoder().encode(s).length;
 
-export class SqliteStateStore implements StateStore {
+export class SqliteStateStore implements HostState {
   private readonly db: DatabaseSync;
+  readonly grants: GrantStore;
+  readonly ledger: LinkLedger;
+  readonly scopes: DriverScopes;
+  readonly audit: AuditLog;
 
   /** `path` is a file (created with its directory) or ':memory:'. */
   constructor(path: string) {
@@ -25,7 +32,50 @@ export class SqliteStateStore implements StateStore {
         value  TEXT NOT NULL,
         PRIMARY KEY (driver, key)
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS grants (
+        digest     TEXT PRIMARY KEY,
+        driver     TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        manifest   TEXT NOT NULL,
+        granted_at TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS owned_links (
+        driver TEXT NOT NULL,
+        link   TEXT NOT NULL,
+        peer   TEXT,
+        PRIMARY KEY (driver, link)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS network_pools (
+        driver TEXT NOT NULL,
+        nid    TEXT NOT NULL,
+        cidr   TEXT NOT NULL,
+        PRIMARY KEY (driver, nid, cidr)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS sandboxes (
+        driver TEXT NOT NULL,
+        nid    TEXT NOT NULL,
+        eid    TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        PRIMARY KEY (driver, nid, eid)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS audit (
+        id          INTEGER PRIMARY KEY,
+        time        TEXT NOT NULL,
+        driver      TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        op          TEXT NOT NULL,
+        args        TEXT NOT NULL,
+        allowed     INTEGER NOT NULL,
+        errno       INTEGER,
+        error       TEXT,
+        duration_ms REAL NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS audit_driver_time ON audit (driver, time);
     `);
+    this.grants = grantStore(this.db);
+    this.ledger = linkLedger(this.db);
+    this.scopes = driverScopes(this.db);
+    this.audit = auditLog(this.db);
   }
 
   forDriver(driver: string): KeyValueStore {
@@ -63,4 +113,106 @@ export class SqliteStateStore implements StateStore {
   close(): void {
     this.db.close();
   }
+}
+
+function grantStore(db: DatabaseSync): GrantStore {
+  const put = db.prepare('INSERT OR REPLACE INTO grants (digest, driver, version, manifest, granted_at) VALUES (?, ?, ?, ?, ?)');
+  const get = db.prepare('SELECT digest, driver, version, manifest, granted_at AS grantedAt FROM grants WHERE digest = ?');
+  const all = db.prepare('SELECT digest, driver, version, manifest, granted_at AS grantedAt FROM grants ORDER BY granted_at DESC, digest');
+  const byDriver = db.prepare('SELECT digest, driver, version, manifest, granted_at AS grantedAt FROM grants WHERE driver = ? ORDER BY granted_at DESC, digest');
+  const del = db.prepare('DELETE FROM grants WHERE digest = ?');
+  const plain = (row: unknown) => ({ ...(row as Grant) });
+  return {
+    put: (g) => void put.run(g.digest, g.driver, g.version, g.manifest, g.grantedAt),
+    get: (digest) => {
+      const row = get.get(digest);
+      return row ? plain(row) : undefined;
+    },
+    list: (driver) => (driver === undefined ? all.all() : byDriver.all(driver)).map(plain),
+    revoke: (digest) => Number(del.run(digest).changes) > 0,
+  };
+}
+
+function linkLedger(db: DatabaseSync): LinkLedger {
+  const add = db.prepare('INSERT OR REPLACE INTO owned_links (driver, link, peer) VALUES (?, ?, ?)');
+  const del = db.prepare('DELETE FROM owned_links WHERE driver = ? AND (link = ? OR peer = ?)');
+  const renameLink = db.prepare('UPDATE owned_links SET link = ? WHERE driver = ? AND link = ?');
+  const renamePeer = db.prepare('UPDATE owned_links SET peer = ? WHERE driver = ? AND peer = ?');
+  const has = db.prepare('SELECT 1 FROM owned_links WHERE driver = ? AND link = ?');
+  const list = db.prepare('SELECT link FROM owned_links WHERE driver = ? ORDER BY link');
+  return {
+    add: (driver, link, peer) => void add.run(driver, link, peer ?? null),
+    remove: (driver, link) => void del.run(driver, link, link),
+    rename(driver, from, to) {
+      renameLink.run(to, driver, from);
+      renamePeer.run(to, driver, from);
+    },
+    owns: (driver, link) => has.get(driver, link) !== undefined,
+    list: (driver) => (list.all(driver) as { link: string }[]).map((r) => r.link),
+  };
+}
+
+function driverScopes(db: DatabaseSync): DriverScopes {
+  const delPools = db.prepare('DELETE FROM network_pools WHERE driver = ? AND nid = ?');
+  const addPool = db.prepare('INSERT OR IGNORE INTO network_pools (driver, nid, cidr) VALUES (?, ?, ?)');
+  const pools = db.prepare('SELECT DISTINCT cidr FROM network_pools WHERE driver = ? ORDER BY cidr');
+  const addSandbox = db.prepare('INSERT OR REPLACE INTO sandboxes (driver, nid, eid, key) VALUES (?, ?, ?, ?)');
+  const delSandbox = db.prepare('DELETE FROM sandboxes WHERE driver = ? AND nid = ? AND eid = ?');
+  const delNetSandboxes = db.prepare('DELETE FROM sandboxes WHERE driver = ? AND nid = ?');
+  const hasSandbox = db.prepare('SELECT 1 FROM sandboxes WHERE driver = ? AND key = ?');
+  return {
+    setPools(driver, nid, cidrs) {
+      db.exec('BEGIN');
+      try {
+        delPools.run(driver, nid);
+        for (const c of cidrs) addPool.run(driver, nid, c);
+        db.exec('COMMIT');
+      } catch (e) {
+        db.exec('ROLLBACK');
+        throw e;
+      }
+    },
+    removeNetwork(driver, nid) {
+      delPools.run(driver, nid);
+      delNetSandboxes.run(driver, nid);
+    },
+    pools: (driver) => (pools.all(driver) as { cidr: string }[]).map((r) => r.cidr),
+    addSandbox: (driver, nid, eid, key) => void addSandbox.run(driver, nid, eid, key),
+    removeSandbox: (driver, nid, eid) => void delSandbox.run(driver, nid, eid),
+    hasSandbox: (driver, key) => hasSandbox.get(driver, key) !== undefined,
+  };
+}
+
+function auditLog(db: DatabaseSync): AuditLog {
+  const insert = db.prepare('INSERT INTO audit (time, driver, version, op, args, allowed, errno, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  return {
+    record(e) {
+      insert.run(e.time, e.driver, e.version, e.op, JSON.stringify(e.args ?? null), e.allowed ? 1 : 0, e.errno ?? null, e.error ?? null, e.durationMs);
+    },
+    query(f: AuditFilter = {}) {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      if (f.driver !== undefined) (where.push('driver = ?'), params.push(f.driver));
+      if (f.op !== undefined) (where.push('op = ?'), params.push(f.op));
+      if (f.allowed !== undefined) (where.push('allowed = ?'), params.push(f.allowed ? 1 : 0));
+      if (f.since !== undefined) (where.push('time >= ?'), params.push(f.since));
+      const limit = Math.max(1, Math.min(f.limit ?? 100, 100_000));
+      const sql = `SELECT id, time, driver, version, op, args, allowed, errno, error, duration_ms FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${limit}`;
+      return (db.prepare(sql).all(...params) as Record<string, unknown>[]).map((r) => {
+        const entry: AuditEntry = {
+          id: Number(r.id),
+          time: String(r.time),
+          driver: String(r.driver),
+          version: String(r.version),
+          op: String(r.op),
+          args: JSON.parse(String(r.args)),
+          allowed: r.allowed === 1,
+          durationMs: Number(r.duration_ms),
+        };
+        if (r.errno !== null) entry.errno = Number(r.errno);
+        if (r.error !== null) entry.error = String(r.error);
+        return entry;
+      });
+    },
+  };
 }

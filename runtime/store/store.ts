@@ -30,3 +30,87 @@ export const storeLimits = {
 export class StoreLimitError extends Error {
   override name = 'StoreLimitError';
 }
+
+/** A grant: the operator's yes to a manifest, for one component digest. */
+export interface Grant {
+  digest: string;
+  driver: string;
+  version: string;
+  /** The granted manifest, as JSON text. */
+  manifest: string;
+  grantedAt: string;
+}
+
+export interface GrantStore {
+  put(grant: Grant): void;
+  get(digest: string): Grant | undefined;
+  /** All grants, or one driver's, newest first. */
+  list(driver?: string): Grant[];
+  /** Returns whether there was a grant. */
+  revoke(digest: string): boolean;
+}
+
+/**
+ * Which links each driver created: the broker lets a driver change or delete
+ * only these. Survives restarts, so ownership is not forgotten.
+ */
+export interface LinkLedger {
+  /** Records a link; `peer` is the other end of a veth, which goes when either end is deleted. */
+  add(driver: string, link: string, peer?: string): void;
+  /** Forgets a link and its peer. */
+  remove(driver: string, link: string): void;
+  rename(driver: string, from: string, to: string): void;
+  owns(driver: string, link: string): boolean;
+  list(driver: string): string[];
+}
+
+/**
+ * What dockerd handed each driver: the address pools of its networks and the
+ * sandbox keys of its joins. The broker keeps a driver inside them.
+ */
+export interface DriverScopes {
+  setPools(driver: string, nid: string, cidrs: string[]): void;
+  removeNetwork(driver: string, nid: string): void;
+  pools(driver: string): string[];
+  addSandbox(driver: string, nid: string, eid: string, key: string): void;
+  removeSandbox(driver: string, nid: string, eid: string): void;
+  hasSandbox(driver: string, key: string): boolean;
+}
+
+export interface AuditEntry {
+  id?: number;
+  /** ISO time. */
+  time: string;
+  driver: string;
+  version: string;
+  op: string;
+  args: unknown;
+  allowed: boolean;
+  /** Kernel errno when the kernel refused. */
+  errno?: number;
+  error?: string;
+  durationMs: number;
+}
+
+export interface AuditFilter {
+  driver?: string;
+  op?: string;
+  allowed?: boolean;
+  /** ISO time: entries at or after it. */
+  since?: string;
+  /** Newest first, at most this many. */
+  limit?: number;
+}
+
+export interface AuditLog {
+  record(entry: AuditEntry): void;
+  query(filter?: AuditFilter): AuditEntry[];
+}
+
+/** Everything the host keeps, behind small interfaces. */
+export interface HostState extends StateStore {
+  grants: GrantStore;
+  ledger: LinkLedger;
+  scopes: DriverScopes;
+  audit: AuditLog;
+}

@@ -151,6 +151,8 @@ export class WasmnetHost {
       '--socket-dir', this.socketDir,
       '--state-dir', this.stateDir,
       '--name', this.name,
+      // The tests grant what the bundled drivers' manifests ask for, as an operator scripting an install would.
+      '--grant-all',
       ...this.#extraArgs,
     ], this.#entry);
     if (!fs.existsSync(cmd.file)) throw new Error(`${cmd.file} not found (npm install?)`);
