@@ -18,7 +18,8 @@ import type * as Callbacks from 'wasmnet:driver/callbacks@0.1.0';
 import type * as Registration from 'wasmnet:driver/registration@0.1.0';
 import { cidrContains, macFromIPv4, macFromString, normalizeMac, parseCidr, type Cidr } from './net.ts';
 
-export type Netlink = typeof NetlinkIface;
+/** The netlink calls this driver makes: it needs no more of the interface. */
+export type Netlink = Pick<typeof NetlinkIface, 'createBridge' | 'createVeth' | 'getLink' | 'setLinkUp' | 'setLinkMtu' | 'setLinkMaster' | 'deleteLink' | 'addAddress' | 'deleteAddress' | 'listAddresses'>;
 export type Store = typeof StoreIface;
 export type Log = typeof LogIface;
 export type NetlinkError = NetlinkIface.NetlinkError;
@@ -114,7 +115,7 @@ function asNetlinkError(e: unknown): NetlinkError | undefined {
   const p = errorPayload(e);
   if (p === null || typeof p !== 'object') return undefined;
   const tag = (p as { tag?: unknown }).tag;
-  return tag === 'denied' || tag === 'invalid' || tag === 'kernel' ? (p as NetlinkError) : undefined;
+  return tag === 'denied' || tag === 'rate-limited' || tag === 'invalid' || tag === 'kernel' ? (p as NetlinkError) : undefined;
 }
 
 function asStoreError(e: unknown): StoreError | undefined {
@@ -168,6 +169,7 @@ export function toDriverError(e: unknown, context?: string): DriverError {
   const prefix = context ? `${context}: ` : '';
   const n = asNetlinkError(e);
   if (n?.tag === 'denied') return { kind: 'forbidden', message: `${prefix}denied by the host's policy: ${n.val}` };
+  if (n?.tag === 'rate-limited') return { kind: 'no-service', message: `${prefix}the host's rate limit: ${n.val}` };
   if (n?.tag === 'invalid') return { kind: 'invalid-parameter', message: `${prefix}${n.val}` };
   const s = asStoreError(e);
   if (s?.tag === 'unavailable') return { kind: 'no-service', message: `${prefix}state store unavailable: ${s.val}` };
