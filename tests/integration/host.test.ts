@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
-import { callOk, callPlugin } from '../lib/plugin-client.ts';
+import { callOk, callPlugin, requestJson } from '../lib/plugin-client.ts';
+import { cliCommand, defaultRuntime } from '../lib/wasmnet-host.ts';
 import { REPO_ROOT, WasmnetHost } from '../lib/wasmnet-host.ts';
 
 const component = join(REPO_ROOT, 'drivers-wasm/bridge/build/bridge.wasm');
@@ -142,6 +143,21 @@ if (reason) {
       assert.equal(links(ns).filter((l) => l.master === 'wnit0').length, 0);
       await callOk(sock(), 'DeleteNetwork', { NetworkID: net1 });
       assert.deepEqual(links(ns).map((l) => l.ifname), ['lo']);
+    });
+
+    test('every netlink call of the driver is audited, readable through the admin API and `wasmnet audit`', async () => {
+      const admin = join(dir, 'state', 'admin.sock');
+      const api = await requestJson(admin, 'GET', '/v1/audit?driver=wasmnet-bridge&op=create-bridge');
+      assert.equal(api.status, 200);
+      const entries = api.json as { op: string; allowed: boolean; args: { name: string }; version: string }[];
+      assert.ok(entries.some((e) => e.op === 'create-bridge' && e.allowed && e.args.name === 'wnit0' && e.version === '0.1.0'), JSON.stringify(entries));
+      assert.equal((await requestJson(admin, 'GET', '/v1/audit?limit=abc')).status, 400);
+      const cmd = cliCommand(defaultRuntime(), ['audit', '--state-dir', join(dir, 'state'), '--op', 'delete-link', '--json']);
+      const out = execFileSync(cmd.file, cmd.args, { encoding: 'utf8' });
+      const deletes = JSON.parse(out) as { op: string; allowed: boolean }[];
+      assert.ok(deletes.length >= 1 && deletes.every((e) => e.op === 'delete-link' && e.allowed));
+      const grants = (await requestJson(admin, 'GET', '/v1/grants')).json as { driver: string; digest: string }[];
+      assert.deepEqual(grants.map((g) => g.driver), ['wasmnet-bridge']);
     });
 
     test('deletes and leaves of unknown IDs answer {}', async () => {

@@ -38,3 +38,24 @@ export async function callOk(socketPath: string, method: string, body?: unknown)
   if (r.status !== 200 || 'Err' in r.json) throw new Error(`${method}: ${r.status} ${JSON.stringify(r.json)}`);
   return r.json;
 }
+
+/** A plain HTTP request on a unix socket (the admin API). */
+export function requestJson(socketPath: string, method: string, path: string): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path, method, timeout: 30_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) });
+        } catch {
+          reject(new Error(`${path}: reply is not JSON: ${JSON.stringify(text.slice(0, 200))}`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${path}: no reply`)));
+    req.on('error', reject);
+    req.end();
+  });
+}

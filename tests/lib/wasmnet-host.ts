@@ -39,14 +39,19 @@ export function uniquePluginName(prefix = 'wasmnet-e2e'): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-/** The command line that serves the plugin, for the given runtime. */
-export function hostCommand(runtime: Runtime, serveArgs: string[], entry?: string): { file: string; args: string[]; entry: string } {
+/** The command line of `wasmnet <args>` on the given runtime. */
+export function cliCommand(runtime: Runtime, args: string[], entry?: string): { file: string; args: string[]; entry: string } {
   if (runtime === 'node') {
     const e = entry ?? NODE_ENTRY;
-    return { file: NODE_BIN, args: [e, 'serve', ...serveArgs], entry: e };
+    return { file: NODE_BIN, args: [e, ...args], entry: e };
   }
   const e = entry ?? DENO_ENTRY;
-  return { file: DENO_BIN, args: ['run', '-A', e, 'serve', ...serveArgs], entry: e };
+  return { file: DENO_BIN, args: ['run', '-A', e, ...args], entry: e };
+}
+
+/** The command line that serves the plugin, for the given runtime. */
+export function hostCommand(runtime: Runtime, serveArgs: string[], entry?: string): { file: string; args: string[]; entry: string } {
+  return cliCommand(runtime, ['serve', ...serveArgs], entry);
 }
 
 export interface WasmnetHostOptions {
