@@ -32,6 +32,8 @@ export interface DriverHostOptions {
    * pools, its sandboxes), which bounds what the broker lets it touch.
    */
   scopes?: { driver: string; store: DriverScopes };
+  /** Runs after every driver call, however it ended (the host flushes the audit log here). */
+  afterCall?: () => void;
 }
 
 export const defaultCallTimeoutMs = 30_000;
@@ -70,7 +72,7 @@ export class DriverHost {
       extConner: has('ext-conner') && exports.extConner !== undefined,
       tableWatcher: has('table-watcher') && exports.tableWatcher !== undefined,
     };
-    return new DriverHost(exports, description, { callTimeoutMs: options.callTimeoutMs ?? defaultCallTimeoutMs, scopes: options.scopes });
+    return new DriverHost(exports, description, { callTimeoutMs: options.callTimeoutMs ?? defaultCallTimeoutMs, scopes: options.scopes, afterCall: options.afterCall });
   }
 
   private deadline(): { ctx: { deadlineMs: bigint }; timeoutMs: number } {
@@ -92,6 +94,7 @@ export class DriverHost {
       return result;
     } finally {
       clearTimeout(timer);
+      this.options.afterCall?.();
     }
   }
 

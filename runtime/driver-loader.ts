@@ -46,7 +46,7 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
   const prepared = await opts.engine.prepare({ bytes: pkg.bytes, digest: pkg.digest });
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
   const instance = await opts.engine.instantiate(prepared, imports);
-  const host = await DriverHost.start(prepared, instance, { ...opts.host, scopes: { driver: who.driver, store: state.scopes } });
+  const host = await DriverHost.start(prepared, instance, { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
   if (host.description.name !== who.driver) {
     throw new Error(`driver registered as "${host.description.name}", but its manifest names it "${who.driver}"`);
   }

@@ -46,14 +46,21 @@ export class TokenBucket {
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 
+// The family is chosen by the text (':' means IPv6) rather than by trying
+// one parser after the other: this runs on every privileged call.
 function parseIp(text: string, what: string): Addr {
-  if (typeof text !== 'string' || !ipaddr.isValid(text)) throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not an IP address`);
-  return ipaddr.parse(text);
+  try {
+    if (typeof text !== 'string') throw new Error();
+    return text.includes(':') ? ipaddr.IPv6.parse(text) : ipaddr.IPv4.parse(text);
+  } catch {
+    throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not an IP address`);
+  }
 }
 
 function parseCidr(text: string, what: string): [Addr, number] {
   try {
-    return ipaddr.parseCIDR(text);
+    if (typeof text !== 'string') throw new Error();
+    return text.includes(':') ? ipaddr.IPv6.parseCIDR(text) : ipaddr.IPv4.parseCIDR(text);
   } catch {
     throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not a CIDR`);
   }
@@ -103,8 +110,17 @@ export class NetlinkPolicy {
     return this.ledger.owns(this.driver, name) || this.grant.parents.includes(name);
   }
 
+  private parsedFrom: string[] | undefined;
+  private parsed: [Addr, number][] = [];
+
+  /** The pools, parsed once for each version of the list the store hands out. */
   private pools(): [Addr, number][] {
-    return this.scopes.pools(this.driver).map((c) => ipaddr.parseCIDR(c));
+    const current = this.scopes.pools(this.driver);
+    if (current !== this.parsedFrom) {
+      this.parsed = current.map((c) => ipaddr.parseCIDR(c));
+      this.parsedFrom = current;
+    }
+    return this.parsed;
   }
 
   /** An IP inside one of the pools of the driver's networks. */

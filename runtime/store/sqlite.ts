@@ -111,6 +111,7 @@ export class SqliteStateStore implements HostState {
   }
 
   close(): void {
+    this.audit.flush();
     this.db.close();
   }
 }
@@ -140,15 +141,33 @@ function linkLedger(db: DatabaseSync): LinkLedger {
   const renamePeer = db.prepare('UPDATE owned_links SET peer = ? WHERE driver = ? AND peer = ?');
   const has = db.prepare('SELECT 1 FROM owned_links WHERE driver = ? AND link = ?');
   const list = db.prepare('SELECT link FROM owned_links WHERE driver = ? ORDER BY link');
+  // This process is the only writer, so an in-memory mirror of each driver's
+  // links (written through) answers the broker's hot-path question cheaply.
+  const mirror = new Map<string, Set<string>>();
+  const links = (driver: string) => {
+    let set = mirror.get(driver);
+    if (!set) {
+      set = new Set((list.all(driver) as { link: string }[]).map((r) => r.link));
+      mirror.set(driver, set);
+    }
+    return set;
+  };
   return {
-    add: (driver, link, peer) => void add.run(driver, link, peer ?? null),
-    remove: (driver, link) => void del.run(driver, link, link),
+    add(driver, link, peer) {
+      add.run(driver, link, peer ?? null);
+      links(driver).add(link);
+    },
+    remove(driver, link) {
+      del.run(driver, link, link);
+      mirror.delete(driver);
+    },
     rename(driver, from, to) {
       renameLink.run(to, driver, from);
       renamePeer.run(to, driver, from);
+      mirror.delete(driver);
     },
-    owns: (driver, link) => has.get(driver, link) !== undefined,
-    list: (driver) => (list.all(driver) as { link: string }[]).map((r) => r.link),
+    owns: (driver, link) => links(driver).has(link),
+    list: (driver) => [...links(driver)].sort(),
   };
 }
 
@@ -160,6 +179,8 @@ function driverScopes(db: DatabaseSync): DriverScopes {
   const delSandbox = db.prepare('DELETE FROM sandboxes WHERE driver = ? AND nid = ? AND eid = ?');
   const delNetSandboxes = db.prepare('DELETE FROM sandboxes WHERE driver = ? AND nid = ?');
   const hasSandbox = db.prepare('SELECT 1 FROM sandboxes WHERE driver = ? AND key = ?');
+  // Pools are read on every address or route call: kept in memory, written through.
+  const poolCache = new Map<string, string[]>();
   return {
     setPools(driver, nid, cidrs) {
       db.exec('BEGIN');
@@ -170,13 +191,23 @@ function driverScopes(db: DatabaseSync): DriverScopes {
       } catch (e) {
         db.exec('ROLLBACK');
         throw e;
+      } finally {
+        poolCache.delete(driver);
       }
     },
     removeNetwork(driver, nid) {
       delPools.run(driver, nid);
       delNetSandboxes.run(driver, nid);
+      poolCache.delete(driver);
     },
-    pools: (driver) => (pools.all(driver) as { cidr: string }[]).map((r) => r.cidr),
+    pools(driver) {
+      let cached = poolCache.get(driver);
+      if (!cached) {
+        cached = (pools.all(driver) as { cidr: string }[]).map((r) => r.cidr);
+        poolCache.set(driver, cached);
+      }
+      return cached;
+    },
     addSandbox: (driver, nid, eid, key) => void addSandbox.run(driver, nid, eid, key),
     removeSandbox: (driver, nid, eid) => void delSandbox.run(driver, nid, eid),
     hasSandbox: (driver, key) => hasSandbox.get(driver, key) !== undefined,
@@ -185,11 +216,29 @@ function driverScopes(db: DatabaseSync): DriverScopes {
 
 function auditLog(db: DatabaseSync): AuditLog {
   const insert = db.prepare('INSERT INTO audit (time, driver, version, op, args, allowed, errno, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  // Entries are written in one transaction per driver call (or per 256), not one each.
+  let pending: AuditEntry[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    db.exec('BEGIN');
+    try {
+      for (const e of batch) insert.run(e.time, e.driver, e.version, e.op, JSON.stringify(e.args ?? null), e.allowed ? 1 : 0, e.errno ?? null, e.error ?? null, e.durationMs);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  };
   return {
     record(e) {
-      insert.run(e.time, e.driver, e.version, e.op, JSON.stringify(e.args ?? null), e.allowed ? 1 : 0, e.errno ?? null, e.error ?? null, e.durationMs);
+      pending.push(e);
+      if (pending.length >= 256) flush();
     },
+    flush,
     query(f: AuditFilter = {}) {
+      flush();
       const where: string[] = [];
       const params: (string | number)[] = [];
       if (f.driver !== undefined) (where.push('driver = ?'), params.push(f.driver));

@@ -103,7 +103,10 @@ export interface AuditFilter {
 }
 
 export interface AuditLog {
+  /** Records an entry; it is written at the latest by the next flush. */
   record(entry: AuditEntry): void;
+  /** Writes what was recorded (the host flushes after every driver call). */
+  flush(): void;
   query(filter?: AuditFilter): AuditEntry[];
 }
 
