@@ -1,11 +1,13 @@
 // One loaded driver, seen from the protocol side: each method takes and
-// returns plain values, hands the driver the callback objects it expects,
-// enforces the per-call deadline (dockerd has none) and turns a driver's
-// err(driver-error) into DriverCallError.
+// returns plain values, asks the invoker to hand the driver the callback
+// object it expects, validates again what the driver set, enforces the
+// per-call deadline (dockerd has none) and turns a driver's err(driver-error)
+// or a trap into DriverCallError.
 import ipaddr from 'ipaddr.js';
-import { CONTRACT_VERSION, DriverCallError, errorKinds, type DriverExports, type IpamData, type Options, type SkipGwAlloc, type StringMap, type Capability } from './contract.ts';
-import { type EndpointInterface, InterfaceInfo, JoinInfo, NetworkInfo, type InterfaceNames, type StaticRoute } from './callbacks.ts';
-import type { DriverInstance, PreparedComponent } from './engine/engine.ts';
+import { CONTRACT_VERSION, DriverCallError, type IpamData, type Options, type SkipGwAlloc, type StringMap, type Capability } from './contract.ts';
+import { type EndpointInterface, InterfaceInfo, JoinInfo, type InterfaceNames, type StaticRoute } from './callbacks.ts';
+import type { PreparedComponent } from './engine/engine.ts';
+import type { CallbackState, DriverCall, Invoker } from './invoker.ts';
 import type { DriverScopes } from './store/store.ts';
 
 export interface JoinResult {
@@ -40,82 +42,88 @@ export const defaultCallTimeoutMs = 30_000;
 
 export class DriverHost {
   readonly description: DriverDescription;
-  private readonly exports: DriverExports;
+  private readonly invoker: Invoker;
   private readonly options: DriverHostOptions;
 
-  private constructor(exports: DriverExports, description: DriverDescription, options: DriverHostOptions) {
-    this.exports = exports;
+  private constructor(invoker: Invoker, description: DriverDescription, options: DriverHostOptions) {
+    this.invoker = invoker;
     this.description = description;
     this.options = options;
   }
 
   /** Checks that the component speaks this contract and reads its registration. */
-  static async start(prepared: PreparedComponent, instance: DriverInstance, options: Partial<DriverHostOptions> = {}): Promise<DriverHost> {
+  static async start(prepared: PreparedComponent, invoker: Invoker, options: Partial<DriverHostOptions> = {}): Promise<DriverHost> {
     const wanted = [`wasmnet:driver/driver@${CONTRACT_VERSION}`, `wasmnet:driver/registration@${CONTRACT_VERSION}`];
     const missing = wanted.filter((w) => !prepared.exports.includes(w));
     if (missing.length > 0) {
       throw new Error(`component ${prepared.digest} does not export ${missing.join(' and ')} (it exports: ${prepared.exports.join(', ') || 'nothing'})`);
     }
     const has = (iface: string) => prepared.exports.includes(`wasmnet:driver/${iface}@${CONTRACT_VERSION}`);
-    const exports = instance.exports;
-    const info = call('describe', () => exports.registration.describe());
+    const callTimeoutMs = options.callTimeoutMs ?? defaultCallTimeoutMs;
+    const outcome = await invoker.invoke({ iface: 'registration', fn: 'describe', args: [] }, callTimeoutMs);
+    if (!outcome.ok) throw new Error(`driver failed to describe itself: ${'trap' in outcome ? outcome.trap : outcome.error.message}`);
+    const info = outcome.value as { name?: unknown; capability?: { dataScope?: unknown; connectivityScope?: unknown } } | undefined;
     const name = info?.name;
     if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) throw new Error(`driver registered an invalid name ${JSON.stringify(name)}`);
     const scopes = ['local', 'global'];
-    if (!scopes.includes(info.capability?.dataScope) || !scopes.includes(info.capability?.connectivityScope)) {
-      throw new Error(`driver ${name} registered an invalid capability ${JSON.stringify(info.capability)}`);
+    const cap = info?.capability;
+    if (typeof cap?.dataScope !== 'string' || typeof cap.connectivityScope !== 'string' || !scopes.includes(cap.dataScope) || !scopes.includes(cap.connectivityScope)) {
+      throw new Error(`driver ${name} registered an invalid capability ${JSON.stringify(cap)}`);
     }
     const description: DriverDescription = {
       name,
-      capability: { dataScope: info.capability.dataScope, connectivityScope: info.capability.connectivityScope },
-      gwAllocChecker: has('gw-alloc-checker') && exports.gwAllocChecker !== undefined,
-      extConner: has('ext-conner') && exports.extConner !== undefined,
-      tableWatcher: has('table-watcher') && exports.tableWatcher !== undefined,
+      capability: { dataScope: cap.dataScope as Capability['dataScope'], connectivityScope: cap.connectivityScope as Capability['connectivityScope'] },
+      gwAllocChecker: has('gw-alloc-checker'),
+      extConner: has('ext-conner'),
+      tableWatcher: has('table-watcher'),
     };
-    return new DriverHost(exports, description, { callTimeoutMs: options.callTimeoutMs ?? defaultCallTimeoutMs, scopes: options.scopes, afterCall: options.afterCall });
+    return new DriverHost(invoker, description, { ...options, callTimeoutMs });
   }
 
-  private deadline(): { ctx: { deadlineMs: bigint }; timeoutMs: number } {
-    return { ctx: { deadlineMs: BigInt(Date.now() + this.options.callTimeoutMs) }, timeoutMs: this.options.callTimeoutMs };
+  private ctx(): { deadlineMs: bigint } {
+    return { deadlineMs: BigInt(Date.now() + this.options.callTimeoutMs) };
   }
 
-  /** Runs one driver call under the deadline. */
-  private async run<T>(method: string, fn: () => T): Promise<T> {
-    const { timeoutMs } = this.deadline();
+  /** Runs one driver call under the deadline; returns its value and callback state, or throws DriverCallError. */
+  private async run(method: string, call: DriverCall): Promise<{ value: unknown; callback?: CallbackState }> {
+    const timeoutMs = this.options.callTimeoutMs;
     const started = performance.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DriverCallError('timeout', `${method}: no answer from driver ${this.description.name} within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
-      const result = await Promise.race([Promise.resolve().then(() => call(method, fn)), expired]);
+      const outcome = await Promise.race([this.invoker.invoke(call, timeoutMs), expired]);
       // A call that ran synchronously past its deadline is still answered as a timeout.
       if (performance.now() - started > timeoutMs) throw new DriverCallError('timeout', `${method}: driver ${this.description.name} took longer than ${timeoutMs} ms`);
-      return result;
+      if ('trap' in outcome) throw new DriverCallError('internal', `${method}: driver failed: ${outcome.trap}`);
+      if (!outcome.ok) throw new DriverCallError(outcome.error.kind, `${method}: ${outcome.error.message}`);
+      return { value: outcome.value, callback: outcome.callback };
     } finally {
       clearTimeout(timer);
       this.options.afterCall?.();
     }
   }
 
-  networkAllocate(nid: string, options: StringMap, ipv4: IpamData[], ipv6: IpamData[]): Promise<StringMap> {
-    return this.run('network-allocate', () => checkStringMap(this.exports.driver.networkAllocate(nid, options, ipv4, ipv6), 'network-allocate'));
+  async networkAllocate(nid: string, options: StringMap, ipv4: IpamData[], ipv6: IpamData[]): Promise<StringMap> {
+    const r = await this.run('network-allocate', { iface: 'driver', fn: 'networkAllocate', args: [nid, options, ipv4, ipv6] });
+    return checkStringMap(r.value, 'network-allocate');
   }
 
-  networkFree(nid: string): Promise<void> {
-    return this.run('network-free', () => this.exports.driver.networkFree(nid));
+  async networkFree(nid: string): Promise<void> {
+    await this.run('network-free', { iface: 'driver', fn: 'networkFree', args: [nid] });
   }
 
-  async createNetwork(nid: string, options: Options, ipv4: IpamData[], ipv6: IpamData[]): Promise<NetworkInfo> {
-    const { ctx } = this.deadline();
-    const info = new NetworkInfo();
+  async createNetwork(nid: string, options: Options, ipv4: IpamData[], ipv6: IpamData[]): Promise<void> {
     // The pools are in scope during the call, so the driver can put the gateway address on its bridge.
     const scopes = this.options.scopes;
     scopes?.store.setPools(scopes.driver, nid, poolsOf([...ipv4, ...ipv6]));
     try {
-      return await this.run('create-network', () => {
-        this.exports.driver.createNetwork(ctx, nid, options, info as never, ipv4, ipv6);
-        return info;
+      await this.run('create-network', {
+        iface: 'driver',
+        fn: 'createNetwork',
+        args: [this.ctx(), nid, options, null, ipv4, ipv6],
+        callback: { at: 3, spec: { kind: 'network-info' } },
       });
     } catch (e) {
       scopes?.store.removeNetwork(scopes.driver, nid);
@@ -125,7 +133,7 @@ export class DriverHost {
 
   async deleteNetwork(nid: string): Promise<void> {
     try {
-      await this.run('delete-network', () => this.exports.driver.deleteNetwork(nid));
+      await this.run('delete-network', { iface: 'driver', fn: 'deleteNetwork', args: [nid] });
     } finally {
       // dockerd forgets the network whatever the driver answers.
       const scopes = this.options.scopes;
@@ -133,53 +141,46 @@ export class DriverHost {
     }
   }
 
-  /** Returns what the driver filled in. */
-  createEndpoint(nid: string, eid: string, given: EndpointInterface, options: Options): Promise<Partial<EndpointInterface>> {
-    const { ctx } = this.deadline();
-    const info = new InterfaceInfo(given);
-    return this.run('create-endpoint', () => {
-      this.exports.driver.createEndpoint(ctx, nid, eid, info as never, options);
-      return { ...info.set };
+  /** Returns what the driver filled in, checked again on this side. */
+  async createEndpoint(nid: string, eid: string, given: EndpointInterface, options: Options): Promise<Partial<EndpointInterface>> {
+    const r = await this.run('create-endpoint', {
+      iface: 'driver',
+      fn: 'createEndpoint',
+      args: [this.ctx(), nid, eid, null, options],
+      callback: { at: 3, spec: { kind: 'interface-info', given } },
     });
+    return replayInterfaceInfo(given, r.callback);
   }
 
-  deleteEndpoint(nid: string, eid: string): Promise<void> {
-    return this.run('delete-endpoint', () => this.exports.driver.deleteEndpoint(nid, eid));
+  async deleteEndpoint(nid: string, eid: string): Promise<void> {
+    await this.run('delete-endpoint', { iface: 'driver', fn: 'deleteEndpoint', args: [nid, eid] });
   }
 
-  endpointOperInfo(nid: string, eid: string): Promise<Options> {
-    return this.run('endpoint-oper-info', () => checkOptions(this.exports.driver.endpointOperInfo(nid, eid), 'endpoint-oper-info'));
+  async endpointOperInfo(nid: string, eid: string): Promise<Options> {
+    const r = await this.run('endpoint-oper-info', { iface: 'driver', fn: 'endpointOperInfo', args: [nid, eid] });
+    return checkOptions(r.value, 'endpoint-oper-info');
   }
 
   async join(nid: string, eid: string, sandboxKey: string, endpointOptions: Options, sandboxOptions: Options): Promise<JoinResult> {
-    const { ctx } = this.deadline();
-    const info = new JoinInfo();
     const scopes = this.options.scopes;
     scopes?.store.addSandbox(scopes.driver, nid, eid, sandboxKey);
     try {
-      return await this.join1(ctx, nid, eid, sandboxKey, info, endpointOptions, sandboxOptions);
+      const r = await this.run('join', {
+        iface: 'driver',
+        fn: 'join',
+        args: [this.ctx(), nid, eid, sandboxKey, null, endpointOptions, sandboxOptions],
+        callback: { at: 4, spec: { kind: 'join-info' } },
+      });
+      return replayJoinInfo(r.callback);
     } catch (e) {
       scopes?.store.removeSandbox(scopes.driver, nid, eid);
       throw e;
     }
   }
 
-  private join1(ctx: { deadlineMs: bigint }, nid: string, eid: string, sandboxKey: string, info: JoinInfo, endpointOptions: Options, sandboxOptions: Options): Promise<JoinResult> {
-    return this.run('join', () => {
-      this.exports.driver.join(ctx, nid, eid, sandboxKey, info as never, endpointOptions, sandboxOptions);
-      return {
-        names: info.names,
-        gateway: info.gateway,
-        gatewayIpv6: info.gatewayIpv6,
-        staticRoutes: [...info.staticRoutes],
-        disableGatewayService: info.gatewayServiceDisabled,
-      };
-    });
-  }
-
   async leave(nid: string, eid: string): Promise<void> {
     try {
-      await this.run('leave', () => this.exports.driver.leave(nid, eid));
+      await this.run('leave', { iface: 'driver', fn: 'leave', args: [nid, eid] });
     } finally {
       const scopes = this.options.scopes;
       scopes?.store.removeSandbox(scopes.driver, nid, eid);
@@ -187,22 +188,58 @@ export class DriverHost {
   }
 
   /** Only when the driver exports ext-conner; otherwise there is nothing to program. */
-  programExternalConnectivity(nid: string, eid: string, gw4Id: string, gw6Id: string): Promise<void> {
-    const conner = this.exports.extConner;
-    if (!this.description.extConner || !conner) return Promise.resolve();
-    const { ctx } = this.deadline();
-    return this.run('program-external-connectivity', () => conner.programExternalConnectivity(ctx, nid, eid, gw4Id, gw6Id));
+  async programExternalConnectivity(nid: string, eid: string, gw4Id: string, gw6Id: string): Promise<void> {
+    if (!this.description.extConner) return;
+    await this.run('program-external-connectivity', { iface: 'extConner', fn: 'programExternalConnectivity', args: [this.ctx(), nid, eid, gw4Id, gw6Id] });
   }
 
-  getSkipGwAlloc(options: Options): Promise<SkipGwAlloc> {
-    const checker = this.exports.gwAllocChecker;
-    if (!this.description.gwAllocChecker || !checker) return Promise.resolve({ skipIpv4: false, skipIpv6: false });
-    return this.run('get-skip-gw-alloc', () => {
-      const r = checker.getSkipGwAlloc(options);
-      if (typeof r?.skipIpv4 !== 'boolean' || typeof r?.skipIpv6 !== 'boolean') throw new DriverCallError('internal', 'get-skip-gw-alloc: driver returned a malformed value');
-      return { skipIpv4: r.skipIpv4, skipIpv6: r.skipIpv6 };
+  async getSkipGwAlloc(options: Options): Promise<SkipGwAlloc> {
+    if (!this.description.gwAllocChecker) return { skipIpv4: false, skipIpv6: false };
+    const r = (await this.run('get-skip-gw-alloc', { iface: 'gwAllocChecker', fn: 'getSkipGwAlloc', args: [options] })).value as Partial<SkipGwAlloc> | undefined;
+    if (typeof r?.skipIpv4 !== 'boolean' || typeof r?.skipIpv6 !== 'boolean') throw new DriverCallError('internal', 'get-skip-gw-alloc: driver returned a malformed value');
+    return { skipIpv4: r.skipIpv4, skipIpv6: r.skipIpv6 };
+  }
+
+  close(): Promise<void> {
+    return this.invoker.close();
+  }
+}
+
+/** Applies what the driver set through the real setters, so every value is validated on the host's side. */
+function replay(method: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    throw new DriverCallError('internal', `${method}: the driver set an invalid value: ${(e as Error).message}`);
+  }
+}
+
+function replayInterfaceInfo(given: EndpointInterface, state: CallbackState | undefined): Partial<EndpointInterface> {
+  const info = new InterfaceInfo(given);
+  if (state?.kind !== 'interface-info') return {};
+  const set = (state.set ?? {}) as Partial<Record<keyof EndpointInterface, unknown>>;
+  replay('create-endpoint', () => {
+    if (set.macAddress !== undefined) info.setMacAddress(set.macAddress as string);
+    if (set.address !== undefined) info.setIpAddress(set.address as string);
+    if (set.addressIpv6 !== undefined) info.setIpAddress(set.addressIpv6 as string);
+  });
+  return { ...info.set };
+}
+
+function replayJoinInfo(state: CallbackState | undefined): JoinResult {
+  const info = new JoinInfo();
+  if (state?.kind === 'join-info') {
+    replay('join', () => {
+      const n = state.names;
+      if (n !== undefined) info.interfaceName().setNames(n.srcName, n.dstPrefix, n.dstName);
+      if (state.gateway !== undefined) info.setGateway(state.gateway);
+      if (state.gatewayIpv6 !== undefined) info.setGatewayIpv6(state.gatewayIpv6);
+      if (!Array.isArray(state.staticRoutes)) throw new Error('static routes are not a list');
+      for (const r of state.staticRoutes) info.addStaticRoute(r.destination, r.routeType, r.nextHop);
+      if (state.disableGatewayService === true) info.disableGatewayService();
     });
   }
+  return { names: info.names, gateway: info.gateway, gatewayIpv6: info.gatewayIpv6, staticRoutes: [...info.staticRoutes], disableGatewayService: info.gatewayServiceDisabled };
 }
 
 /** The address pools of a network, as CIDRs (the gateway's network when dockerd gave no pool). */
@@ -220,27 +257,6 @@ function poolsOf(data: IpamData[]): string[] {
     out.push(`${ipaddr.fromByteArray(bytes).toString()}/${len}`);
   }
   return out;
-}
-
-/** Calls into the driver, turning whatever it throws into a DriverCallError. */
-function call<T>(method: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw toDriverCallError(method, e);
-  }
-}
-
-/** The shapes an error from a component can take: err(driver-error) as a payload, or a trap. */
-export function toDriverCallError(method: string, e: unknown): DriverCallError {
-  if (e instanceof DriverCallError) return e;
-  const payload = (e as { payload?: unknown })?.payload ?? e;
-  const p = payload as { kind?: unknown; message?: unknown };
-  if (p && typeof p === 'object' && typeof p.kind === 'string' && (errorKinds as string[]).includes(p.kind) && typeof p.message === 'string') {
-    return new DriverCallError(p.kind as DriverCallError['kind'], `${method}: ${p.message.slice(0, 4096)}`);
-  }
-  const message = e instanceof Error ? e.message : String(e);
-  return new DriverCallError('internal', `${method}: driver failed: ${message.slice(0, 4096)}`);
 }
 
 const maxEntries = 4096;

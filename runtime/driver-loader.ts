@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { callbacksImport } from './callbacks.ts';
 import { CONTRACT_VERSION, type DriverImports } from './contract.ts';
 import { DriverHost, type DriverHostOptions } from './driver-host.ts';
+import { InProcessInvoker } from './invoker.ts';
 import type { Engine } from './engine/engine.ts';
 import { logImport } from './broker/log.ts';
 import { storeImport } from './broker/store.ts';
@@ -46,7 +47,7 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
   const prepared = await opts.engine.prepare({ bytes: pkg.bytes, digest: pkg.digest });
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
   const instance = await opts.engine.instantiate(prepared, imports);
-  const host = await DriverHost.start(prepared, instance, { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
+  const host = await DriverHost.start(prepared, new InProcessInvoker(instance), { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
   if (host.description.name !== who.driver) {
     throw new Error(`driver registered as "${host.description.name}", but its manifest names it "${who.driver}"`);
   }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { createPluginApp } from './plugin-app.ts';
 import { DriverHost } from '../../runtime/driver-host.ts';
+import { InProcessInvoker } from '../../runtime/invoker.ts';
 import { CONTRACT_VERSION, DriverCallError, type DriverExports } from '../../runtime/contract.ts';
 import type { InterfaceInfo, JoinInfo } from '../../runtime/callbacks.ts';
 
@@ -46,7 +47,7 @@ async function appWith(exports: DriverExports, extraExports: string[] = [], call
     imports: [],
     exports: [`wasmnet:driver/driver@${CONTRACT_VERSION}`, `wasmnet:driver/registration@${CONTRACT_VERSION}`, ...extraExports],
   };
-  const host = await DriverHost.start(prepared, { exports }, { callTimeoutMs });
+  const host = await DriverHost.start(prepared, new InProcessInvoker({ exports }), { callTimeoutMs });
   return createPluginApp({ driver: () => host, logger: pino({ level: 'silent' }), maxBodyBytes: 4096 });
 }
 
