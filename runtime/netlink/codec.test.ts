@@ -6,38 +6,73 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetlinkError } from './backend.ts';
 import {
+  AF_BRIDGE,
   AF_INET,
+  AF_INET6,
   IFLA_IFNAME,
+  IFLA_LINK,
+  IFLA_NET_NS_FD,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
   IFLA_LINKINFO,
   IFLA_MTU,
   NLA_F_NESTED,
+  IPVLAN_MODE_L3,
+  MACVLAN_MODE_BRIDGE,
   NLM_F_ACK,
+  NLM_F_APPEND,
   NLM_F_CREATE,
   NLM_F_EXCL,
   NLM_F_REQUEST,
+  NTF_SELF,
+  NUD_PERMANENT,
+  RTM_DELROUTE,
   RTM_NEWLINK,
+  RTM_NEWNEIGH,
+  RTM_NEWROUTE,
+  RTM_SETLINK,
+  RTN_UNICAST,
+  RTN_UNSPEC,
+  RTPROT_STATIC,
+  RTPROT_UNSPEC,
+  RT_SCOPE_LINK,
+  RT_SCOPE_NOWHERE,
+  RT_SCOPE_UNIVERSE,
+  RT_TABLE_MAIN,
   ReplyCollector,
   VETH_INFO_PEER,
   align4,
   attrString,
   attrU32,
+  be16Attr,
+  bridgePortAttr,
   decodeAddress,
   decodeAttrs,
   decodeError,
   decodeLink,
   decodeMessages,
+  decodeNeighbor,
+  decodeRoute,
   encodeAttrs,
   encodeIfAddrMsg,
   encodeIfInfoMsg,
   encodeMessage,
+  encodeNdMsg,
+  encodeRtMsg,
   errnoName,
+  ipvlanInfoData,
+  linkInfoAttr,
+  macvlanInfoData,
+  neighAttrs,
   nestedAttr,
   netlinkError,
+  routeAttrs,
   strAttr,
+  u16Attr,
   u32Attr,
+  u8Attr,
   vethPeerAttr,
+  vxlanInfoData,
 } from './codec.ts';
 
 /** Bytes from hex, ignoring whitespace and `|` separators used for readability. */
@@ -131,6 +166,185 @@ describe('encoding', () => {
     const peerAttrs = decodeAttrs(peer.subarray(16));
     assert.equal(attrString(peerAttrs.get(IFLA_IFNAME)!), 'v1');
     assert.equal(attrU32(peerAttrs.get(IFLA_MTU)!), 1400);
+  });
+});
+
+describe('encoding of link kinds, bridge ports and namespace moves', () => {
+  test('u8, u16 and big-endian u16 attributes', () => {
+    // A u8 payload is 1 byte: len 5, 3 bytes of padding.
+    assert.deepEqual(encodeAttrs([u8Attr(7, 1)]), hex('0500 0700 | 01 | 000000'));
+    // len 6, 2 bytes of padding; native order is little-endian...
+    assert.deepEqual(encodeAttrs([u16Attr(1, 0x0102)]), hex('0600 0100 | 0201 | 0000'));
+    // ...and network order big-endian: 4789 = 0x12b5.
+    assert.deepEqual(encodeAttrs([be16Attr(15, 4789)]), hex('0600 0f00 | 12b5 | 0000'));
+  });
+
+  test('an IPv4 vxlan: VNI, group, local, underlay, port in network order, learning', () => {
+    const attr = linkInfoAttr(
+      'vxlan',
+      vxlanInfoData({ vni: 42, group: hex('ef010101'), local: hex('0a000001'), link: 3, port: 4789, learning: false }),
+    );
+    assert.deepEqual(
+      encodeAttrs([attr]),
+      hex(`4400 1280
+             0a00 0100 76786c616e00 0000
+             3400 0280
+               0800 0100 2a000000
+               0800 0200 ef010101
+               0800 0400 0a000001
+               0800 0300 03000000
+               0600 0f00 12b5 0000
+               0500 0700 00 000000`),
+    );
+  });
+
+  test('an IPv6 vxlan uses IFLA_VXLAN_GROUP6/LOCAL6; port and underlay are optional', () => {
+    const data = vxlanInfoData({
+      vni: 0xffffff,
+      group: hex('ff050000000000000000000000000001'),
+      local: hex('fd000000000000000000000000000001'),
+      learning: true,
+    });
+    assert.deepEqual(
+      encodeAttrs(data),
+      hex(`0800 0100 ffffff00
+           1400 1000 ff050000000000000000000000000001
+           1400 1100 fd000000000000000000000000000001
+           0500 0700 01 000000`),
+    );
+  });
+
+  test('a macvlan request: IFLA_LINK is the parent, IFLA_MACVLAN_MODE a u32', () => {
+    const msg = encodeMessage({ type: RTM_NEWLINK, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: 1 }, encodeIfInfoMsg({}), [
+      strAttr(IFLA_IFNAME, 'mv0'),
+      u32Attr(IFLA_LINK, 3),
+      linkInfoAttr('macvlan', macvlanInfoData(MACVLAN_MODE_BRIDGE)),
+    ]);
+    assert.deepEqual(
+      msg,
+      hex(`4c000000 1000 0506 01000000 00000000
+           00000000 00000000 00000000 00000000
+           0800 0300 6d763000
+           0800 0500 03000000
+           1c00 1280
+             0c00 0100 6d6163766c616e00
+             0c00 0280 0800 0100 04000000`),
+    );
+  });
+
+  test('an ipvlan mode is a u16', () => {
+    assert.deepEqual(
+      encodeAttrs([linkInfoAttr('ipvlan', ipvlanInfoData(IPVLAN_MODE_L3))]),
+      hex(`1c00 1280
+             0b00 0100 6970766c616e00 00
+             0c00 0280 0600 0100 0100 0000`),
+    );
+  });
+
+  test('a link kind without data has no IFLA_INFO_DATA', () => {
+    assert.deepEqual(encodeAttrs([linkInfoAttr('bridge')]), encodeAttrs([nestedAttr(IFLA_LINKINFO, [strAttr(IFLA_INFO_KIND, 'bridge')])]));
+  });
+
+  test('bridge-port settings: AF_BRIDGE RTM_SETLINK by index with nested IFLA_PROTINFO u8s', () => {
+    const msg = encodeMessage({ type: RTM_SETLINK, flags: NLM_F_REQUEST | NLM_F_ACK, seq: 2 }, encodeIfInfoMsg({ family: AF_BRIDGE, index: 5 }), [
+      bridgePortAttr({ hairpin: true, learning: false, isolated: true }),
+    ]);
+    assert.deepEqual(
+      msg,
+      hex(`3c000000 1300 0500 02000000 00000000
+           07 00 0000 05000000 00000000 00000000
+           1c00 0c80
+             0500 0400 01 000000
+             0500 0800 00 000000
+             0500 2100 01 000000`),
+    );
+    // Only the given settings are sent.
+    assert.deepEqual(encodeAttrs([bridgePortAttr({ learning: true })]), hex('0c00 0c80 | 0500 0800 01 000000'));
+    assert.deepEqual(encodeAttrs([bridgePortAttr({})]), hex('0400 0c80'));
+  });
+
+  test('a move to another namespace names the link and carries the namespace fd as a u32', () => {
+    assert.deepEqual(
+      encodeAttrs([strAttr(IFLA_IFNAME, 'veth1'), u32Attr(IFLA_NET_NS_FD, 7)]),
+      hex('0a00 0300 766574683100 0000 | 0800 1c00 07000000'),
+    );
+  });
+});
+
+describe('encoding of routes, neighbours and FDB entries', () => {
+  test('rtmsg layout', () => {
+    const header = encodeRtMsg({
+      family: AF_INET,
+      dstLen: 16,
+      table: RT_TABLE_MAIN,
+      protocol: RTPROT_STATIC,
+      scope: RT_SCOPE_UNIVERSE,
+      type: RTN_UNICAST,
+    });
+    assert.deepEqual(header, hex('02 10 00 00 fe 04 00 01 | 00000000'));
+  });
+
+  test('an IPv4 route through a gateway, with link and metric', () => {
+    const msg = encodeMessage(
+      { type: RTM_NEWROUTE, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: 3 },
+      encodeRtMsg({ family: AF_INET, dstLen: 16, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC, scope: RT_SCOPE_UNIVERSE, type: RTN_UNICAST }),
+      routeAttrs({ dst: hex('0a0a0000'), gateway: hex('0a0900fe'), oif: 3, priority: 50 }),
+    );
+    assert.deepEqual(
+      msg,
+      hex(`3c000000 1800 0506 03000000 00000000
+           02 10 00 00 fe 04 00 01 00000000
+           0800 0100 0a0a0000
+           0800 0500 0a0900fe
+           0800 0400 03000000
+           0800 0600 32000000`),
+    );
+  });
+
+  test('an IPv6 default route on a link: no RTA_DST, scope link', () => {
+    const header = encodeRtMsg({ family: AF_INET6, dstLen: 0, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC, scope: RT_SCOPE_LINK, type: RTN_UNICAST });
+    assert.deepEqual(header, hex('0a 00 00 00 fe 04 fd 01 | 00000000'));
+    assert.deepEqual(encodeAttrs(routeAttrs({ oif: 9 })), hex('0800 0400 09000000'));
+  });
+
+  test('a route delete matches any protocol, scope and type', () => {
+    const msg = encodeMessage(
+      { type: RTM_DELROUTE, flags: NLM_F_REQUEST | NLM_F_ACK, seq: 4 },
+      encodeRtMsg({ family: AF_INET, dstLen: 24, table: RT_TABLE_MAIN, protocol: RTPROT_UNSPEC, scope: RT_SCOPE_NOWHERE, type: RTN_UNSPEC }),
+      routeAttrs({ dst: hex('0a0b0000') }),
+    );
+    assert.deepEqual(msg, hex('24000000 1900 0500 04000000 00000000 | 02 18 00 00 fe 00 ff 00 00000000 | 0800 0100 0a0b0000'));
+  });
+
+  test('a permanent IPv4 neighbour: ndmsg, NDA_DST, NDA_LLADDR', () => {
+    const msg = encodeMessage(
+      { type: RTM_NEWNEIGH, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: 5 },
+      encodeNdMsg({ family: AF_INET, index: 3, state: NUD_PERMANENT }),
+      neighAttrs({ dst: hex('0a090005'), lladdr: hex('020000000005') }),
+    );
+    assert.deepEqual(
+      msg,
+      hex(`30000000 1c00 0506 05000000 00000000
+           02 00 0000 03000000 8000 00 00
+           0800 0100 0a090005
+           0a00 0200 020000000005 0000`),
+    );
+  });
+
+  test('a vxlan FDB entry: AF_BRIDGE, NTF_SELF, remote IPv6 and VNI, appended', () => {
+    const msg = encodeMessage(
+      { type: RTM_NEWNEIGH, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND, seq: 6 },
+      encodeNdMsg({ family: AF_BRIDGE, index: 6, state: NUD_PERMANENT, flags: NTF_SELF }),
+      neighAttrs({ dst: hex('fd000000000000000000000000000003'), lladdr: hex('000000000000'), vni: 99 }),
+    );
+    assert.deepEqual(
+      msg,
+      hex(`44000000 1c00 050c 06000000 00000000
+           07 00 0000 06000000 8000 02 00
+           1400 0100 fd000000000000000000000000000003
+           0a00 0200 000000000000 0000
+           0800 0700 63000000`),
+    );
   });
 });
 
@@ -238,6 +452,65 @@ describe('decoding', () => {
     assert.deepEqual(v4, { family: 2, prefixlen: 24, index: 5, address: hex('0a000001') });
     const v6 = decodeAddress(hex('0a 40 80 00 05000000 | 1400 0100 fd000000000000000000000000000001'));
     assert.deepEqual(v6, { family: 10, prefixlen: 64, index: 5, address: hex('fd000000000000000000000000000001') });
+  });
+
+  test('RTM_NEWROUTE decodes header fields and RTA_DST/GATEWAY/OIF/PRIORITY; RTA_TABLE wins over rtm_table', () => {
+    // A kernel prefix route: 10.9.0.0/24 dev #3, proto kernel, scope link, with RTA_TABLE and RTA_PREFSRC.
+    const prefix = decodeRoute(
+      hex(`02 18 00 00 fe 02 fd 01 00000000
+           0800 0f00 fe000000
+           0800 0100 0a090000
+           0800 0700 0a090001
+           0800 0400 03000000`),
+    );
+    assert.deepEqual(prefix, { family: 2, dstLen: 24, table: 254, protocol: 2, scope: 253, type: 1, flags: 0, dst: hex('0a090000'), oif: 3 });
+    // An IPv6 default route via a gateway with a metric, in table 1000 (rtm_table says RT_TABLE_COMPAT).
+    const dflt = decodeRoute(
+      hex(`0a 00 00 00 fc 04 00 01 00000000
+           0800 0f00 e8030000
+           0800 0600 00040000
+           1400 0500 fd0900000000000000000000000000fe
+           0800 0400 05000000`),
+    );
+    assert.deepEqual(dflt, {
+      family: 10,
+      dstLen: 0,
+      table: 1000,
+      protocol: 4,
+      scope: 0,
+      type: 1,
+      flags: 0,
+      gateway: hex('fd0900000000000000000000000000fe'),
+      oif: 5,
+      priority: 1024,
+    });
+  });
+
+  test('RTM_NEWNEIGH decodes neighbours and FDB entries', () => {
+    // IPv6 neighbour with NDA_CACHEINFO (ignored).
+    const neigh = decodeNeighbor(
+      hex(`0a 000000 05000000 8000 00 00
+           1400 0100 fd090000000000000000000000000005
+           0a00 0200 020000000006 0000
+           1400 0300 00000000 00000000 00000000 00000000`),
+    );
+    assert.deepEqual(neigh, {
+      family: AF_INET6,
+      index: 5,
+      state: NUD_PERMANENT,
+      flags: 0,
+      type: 0,
+      dst: hex('fd090000000000000000000000000005'),
+      lladdr: hex('020000000006'),
+    });
+    // A vxlan FDB entry, self, with a remote and a VNI.
+    const fdb = decodeNeighbor(hex('07 000000 06000000 8000 02 00 | 0a00 0200 020000000001 0000 | 0800 0100 0a000002 | 0800 0700 63000000'));
+    assert.deepEqual(fdb, { family: AF_BRIDGE, index: 6, state: 0x80, flags: NTF_SELF, type: 0, dst: hex('0a000002'), lladdr: hex('020000000001'), vni: 99 });
+  });
+
+  test('short family headers are rejected', () => {
+    assert.throws(() => decodeRoute(hex('02 18 00 00')), /short rtmsg/);
+    assert.throws(() => decodeNeighbor(hex('02 000000 03000000')), /short ndmsg/);
   });
 
   test('malformed lengths are rejected', () => {
