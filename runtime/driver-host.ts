@@ -7,7 +7,7 @@ import ipaddr from 'ipaddr.js';
 import { CONTRACT_VERSION, DriverCallError, type IpamData, type Options, type SkipGwAlloc, type StringMap, type Capability } from './contract.ts';
 import { type EndpointInterface, InterfaceInfo, JoinInfo, type InterfaceNames, type StaticRoute } from './callbacks.ts';
 import type { PreparedComponent } from './engine/engine.ts';
-import type { CallbackState, DriverCall, Invoker } from './invoker.ts';
+import { type CallbackState, type DriverCall, driverErrorOf, type Invoker } from './invoker.ts';
 import type { DriverScopes } from './store/store.ts';
 
 export interface JoinResult {
@@ -96,7 +96,7 @@ export class DriverHost {
       const outcome = await Promise.race([this.invoker.invoke(call, timeoutMs), expired]);
       // A call that ran synchronously past its deadline is still answered as a timeout.
       if (performance.now() - started > timeoutMs) throw new DriverCallError('timeout', `${method}: driver ${this.description.name} took longer than ${timeoutMs} ms`);
-      if ('trap' in outcome) throw new DriverCallError('internal', `${method}: driver failed: ${outcome.trap}`);
+      if ('trap' in outcome) throw new DriverCallError(outcome.timedOut ? 'timeout' : 'internal', `${method}: driver failed: ${outcome.trap}`);
       if (!outcome.ok) throw new DriverCallError(outcome.error.kind, `${method}: ${outcome.error.message}`);
       return { value: outcome.value, callback: outcome.callback };
     } finally {
@@ -281,4 +281,12 @@ function checkStringMap(value: unknown, method: string): StringMap {
     throw new DriverCallError('internal', `${method}: driver returned a malformed string map`);
   }
   return value as StringMap;
+}
+
+/** A DriverCallError for whatever a component threw: its err(driver-error), or a trap. */
+export function toDriverCallError(method: string, e: unknown): DriverCallError {
+  if (e instanceof DriverCallError) return e;
+  const error = driverErrorOf(e);
+  if (error) return new DriverCallError(error.kind, `${method}: ${error.message}`);
+  return new DriverCallError('internal', `${method}: driver failed: ${(e instanceof Error ? e.message : String(e)).slice(0, 4096)}`);
 }

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { callbacksImport } from './callbacks.ts';
 import { CONTRACT_VERSION, type DriverImports } from './contract.ts';
 import { DriverHost, type DriverHostOptions } from './driver-host.ts';
-import { InProcessInvoker } from './invoker.ts';
+import { InProcessInvoker, type Invoker } from './invoker.ts';
+import { type HostImports, ProcessSandbox, type SandboxLimits } from './sandbox/process-sandbox.ts';
 import type { Engine } from './engine/engine.ts';
 import { logImport } from './broker/log.ts';
 import { storeImport } from './broker/store.ts';
@@ -22,6 +23,11 @@ export interface LoadDriverOptions {
   netlink: NetlinkBackend;
   logger: Logger;
   host?: Partial<Pick<DriverHostOptions, 'callTimeoutMs'>>;
+  /**
+   * Where the driver runs: in a sandbox process of its own (the default for
+   * serving), or in this thread (`none`: for tests of the host alone).
+   */
+  isolation?: { kind: 'process'; cacheDir: string; limits?: Partial<SandboxLimits> } | { kind: 'none' };
 }
 
 export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
@@ -46,8 +52,16 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
 
   const prepared = await opts.engine.prepare({ bytes: pkg.bytes, digest: pkg.digest });
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
-  const instance = await opts.engine.instantiate(prepared, imports);
-  const host = await DriverHost.start(prepared, new InProcessInvoker(instance), { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
+  const isolation = opts.isolation ?? { kind: 'none' };
+  let invoker: Invoker;
+  if (isolation.kind === 'process') {
+    const sandbox = new ProcessSandbox({ driver: who.driver, prepared, cacheDir: isolation.cacheDir, imports: imports as unknown as HostImports, logger, limits: isolation.limits });
+    await sandbox.start();
+    invoker = sandbox;
+  } else {
+    invoker = new InProcessInvoker(await opts.engine.instantiate(prepared, imports));
+  }
+  const host = await DriverHost.start(prepared, invoker, { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
   if (host.description.name !== who.driver) {
     throw new Error(`driver registered as "${host.description.name}", but its manifest names it "${who.driver}"`);
   }

@@ -42,7 +42,7 @@ export type CallOutcome =
   /** The driver returned err(driver-error). */
   | { ok: false; error: DriverError; callback?: CallbackState }
   /** The driver trapped, timed out, or its sandbox died: the instance is gone. */
-  | { ok: false; trap: string };
+  | { ok: false; trap: string; timedOut?: boolean };
 
 export interface Invoker {
   invoke(call: DriverCall, timeoutMs: number): Promise<CallOutcome>;

@@ -6,6 +6,7 @@ import process from 'node:process';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { bundledBridge, serve, stateDbPath, type UnixListener } from '../core/serve.ts';
+import { defaultLimits } from '../../runtime/sandbox/process-sandbox.ts';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
 import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
 import { describePrivileges, parseManifest } from '../../runtime/manifest.ts';
@@ -71,9 +72,28 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .option('--driver <file>', 'driver component (.wasm) to serve; its manifest is <file without .wasm>.manifest.json', bundledBridge)
     .option('--manifest <file>', 'the driver manifest, if not beside the component')
     .option('--grant-all', 'grant what the driver asks for without asking (for scripts)', false)
-    .option('--call-timeout <ms>', 'deadline of one driver call, in milliseconds', positiveInt(3_600_000), defaultCallTimeoutMs)
+    .option('--call-timeout <ms>', 'deadline of one driver call, in milliseconds; past it the caller gets an error and the driver is restarted', positiveInt(3_600_000), defaultCallTimeoutMs)
+    .option('--memory-max <MiB>', "cap on the driver's linear memory", positiveInt(16_384), defaultLimits.memoryMaxBytes / 1024 / 1024)
+    .option('--heap-max <MiB>', "cap on the JavaScript heap of the driver's sandbox process", positiveInt(16_384), defaultLimits.heapMaxMb)
+    .option('--max-return <KiB>', 'largest value a driver call may return', positiveInt(1024 * 1024), defaultLimits.maxReturnBytes / 1024)
+    .option('--max-queued-calls <n>', 'calls waiting for the driver beyond which new calls are refused', positiveInt(100_000), defaultLimits.maxQueuedCalls)
+    .addOption(new Option('--isolation <kind>', 'run the driver in a sandbox process, or in the host itself (none: for debugging only)').choices(['process', 'none']).default('process'))
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: { socketDir: string; stateDir: string; name: string; driver: string; manifest?: string; grantAll: boolean; callTimeout: number; logLevel: string }) => {
+    .action(async (opts: {
+      socketDir: string;
+      stateDir: string;
+      name: string;
+      driver: string;
+      manifest?: string;
+      grantAll: boolean;
+      callTimeout: number;
+      memoryMax: number;
+      heapMax: number;
+      maxReturn: number;
+      maxQueuedCalls: number;
+      isolation: 'process' | 'none';
+      logLevel: string;
+    }) => {
       if (!['debug', 'info', 'warn', 'error'].includes(opts.logLevel)) throw new CliError('--log-level: expected debug, info, warn or error');
       const logger = pino({ level: opts.logLevel, base: { plugin: opts.name } });
       const state = openState(opts.stateDir);
@@ -81,7 +101,12 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       try {
         const pkg = await readPackage(opts.driver, opts.manifest);
         if (!state.grants.get(pkg.digest)) await grantInteractively(state, pkg, opts.grantAll);
-        running = await serve({ socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, logger }, state, listen);
+        const limits = { memoryMaxBytes: opts.memoryMax * 1024 * 1024, heapMaxMb: opts.heapMax, maxReturnBytes: opts.maxReturn * 1024, maxQueuedCalls: opts.maxQueuedCalls };
+        running = await serve(
+          { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, isolation: opts.isolation, limits, logger },
+          state,
+          listen,
+        );
       } catch (e) {
         state.close();
         throw e;

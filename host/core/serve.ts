@@ -15,6 +15,7 @@ import { SqliteStateStore } from '../../runtime/store/sqlite.ts';
 import type { DriverPackage } from '../../runtime/grants.ts';
 import { createPluginApp } from './plugin-app.ts';
 import { createAdminApp } from './admin-app.ts';
+import { defaultLimits, type SandboxLimits } from '../../runtime/sandbox/process-sandbox.ts';
 
 /** Listens on a unix socket; resolves once listening, returns a closer. */
 export type UnixListener = (app: Hono, socketPath: string) => Promise<() => Promise<void>>;
@@ -26,6 +27,9 @@ export interface ServeConfig {
   name: string;
   pkg: DriverPackage;
   callTimeoutMs: number;
+  /** Run the driver in a sandbox process (default) or in the host's thread. */
+  isolation: 'process' | 'none';
+  limits?: Partial<SandboxLimits>;
   logger: Logger;
 }
 
@@ -51,13 +55,23 @@ async function clearSocket(path: string): Promise<void> {
 export async function serve(config: ServeConfig, state: SqliteStateStore, listen: UnixListener): Promise<Running> {
   const { logger } = config;
   const netlink = new RtNetlink();
-  const engine = new JcoEngine(join(config.stateDir, 'cache', 'jco'));
+  const cacheDir = join(config.stateDir, 'cache', 'jco');
+  const engine = new JcoEngine(cacheDir, { memoryMaxBytes: config.limits?.memoryMaxBytes ?? defaultLimits.memoryMaxBytes });
   const closers: (() => Promise<void> | void)[] = [() => netlink.close()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c();
   };
   try {
-    const driver = await loadDriver({ engine, pkg: config.pkg, state, netlink, logger, host: { callTimeoutMs: config.callTimeoutMs } });
+    const driver = await loadDriver({
+      engine,
+      pkg: config.pkg,
+      state,
+      netlink,
+      logger,
+      host: { callTimeoutMs: config.callTimeoutMs },
+      isolation: config.isolation === 'process' ? { kind: 'process', cacheDir, limits: config.limits } : { kind: 'none' },
+    });
+    closers.push(() => driver.close());
     const app = createPluginApp({ driver: () => driver, logger });
 
     const socketPath = join(config.socketDir, `${config.name}.sock`);

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import type { DriverExports, DriverImports } from '../contract.ts';
 import type { ComponentSource, DriverInstance, Engine, PreparedComponent } from './engine.ts';
 import { componentWorld } from '../component.ts';
+import { capMemory } from './memory-cap.ts';
 
 interface CacheMeta {
   digest: string;
@@ -38,14 +39,21 @@ async function jcoVersion(): Promise<string> {
   return (JSON.parse(await readFile(pkg, 'utf8')) as { version: string }).version;
 }
 
+export interface JcoEngineOptions {
+  /** Cap on the linear memory of an instance (all its memories together), in bytes. */
+  memoryMaxBytes?: number;
+}
+
 export class JcoEngine implements Engine {
   readonly name = 'jco';
   private readonly cacheDir: string;
+  private readonly memoryMaxBytes: number | undefined;
   /** Compiled core modules, shared by every instance of the same component. */
   private readonly modules = new Map<string, Promise<WebAssembly.Module>>();
 
-  constructor(cacheDir: string) {
+  constructor(cacheDir: string, options: JcoEngineOptions = {}) {
     this.cacheDir = cacheDir;
+    this.memoryMaxBytes = options.memoryMaxBytes;
   }
 
   async prepare(source: ComponentSource): Promise<PreparedComponent> {
@@ -89,7 +97,8 @@ export class JcoEngine implements Engine {
       const key = `${prepared.digest}/${path}`;
       let module = this.modules.get(key);
       if (!module) {
-        module = readFile(join(dir, path)).then((bytes) => WebAssembly.compile(bytes));
+        const cap = this.memoryMaxBytes;
+        module = readFile(join(dir, path)).then((bytes) => WebAssembly.compile(cap === undefined ? bytes : (capMemory(bytes, cap) as Uint8Array<ArrayBuffer>)));
         this.modules.set(key, module);
       }
       return module;

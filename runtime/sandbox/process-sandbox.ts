@@ -1,0 +1,303 @@
+// Runs one driver in a process of its own (guest.ts), so that it can be
+// stopped without stopping the host: on Deno a worker cannot be stopped while
+// it spins, and a process is the same mechanism on both runtimes. The process
+// gets the runtime's permission model (read the project and the compiled-
+// driver cache, nothing else), a heap cap, and the driver's wasm memory cap.
+// Privileged calls come back here as requests to the broker. Every call has a
+// deadline; a driver that traps, crashes, returns too much or runs past its
+// deadline is killed and restarted with exponential backoff, and a driver that
+// keeps failing is marked failed: its calls then fail at once (fail-closed).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import process from 'node:process';
+import type { Logger } from 'pino';
+import type { PreparedComponent } from '../engine/engine.ts';
+import type { CallOutcome, DriverCall, Invoker } from '../invoker.ts';
+import { encodeFrame, FrameReader } from './wire.ts';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const guestEntry = join(root, 'runtime/sandbox/guest.ts');
+
+declare const Deno: { execPath(): string } | undefined;
+
+export interface SandboxLimits {
+  /** Linear memory of the driver, all memories together. */
+  memoryMaxBytes: number;
+  /** JavaScript heap of the sandbox process, in MiB. */
+  heapMaxMb: number;
+  /** Largest value a call may return (the encoded outcome), in bytes. */
+  maxReturnBytes: number;
+  /** Calls waiting for the driver beyond which new calls are refused. */
+  maxQueuedCalls: number;
+  /** First restart delay; doubles with each consecutive failure. */
+  restartBaseMs: number;
+  restartMaxMs: number;
+  /** Failures within `failureWindowMs` after which the driver is marked failed. */
+  maxFailures: number;
+  failureWindowMs: number;
+}
+
+export const defaultLimits: SandboxLimits = {
+  memoryMaxBytes: 256 * 1024 * 1024,
+  heapMaxMb: 256,
+  maxReturnBytes: 1024 * 1024,
+  maxQueuedCalls: 64,
+  restartBaseMs: 100,
+  restartMaxMs: 30_000,
+  maxFailures: 5,
+  failureWindowMs: 60_000,
+};
+
+export type HostImports = Record<string, Record<string, (...args: unknown[]) => unknown>>;
+
+export interface SandboxOptions {
+  driver: string;
+  prepared: PreparedComponent;
+  /** The jco cache directory holding the prepared component. */
+  cacheDir: string;
+  /** The broker: host imports by versioned interface name. */
+  imports: HostImports;
+  logger: Logger;
+  limits?: Partial<SandboxLimits>;
+}
+
+export interface SandboxStats {
+  starts: number;
+  traps: number;
+  timeouts: number;
+  crashes: number;
+  oversized: number;
+  failed: boolean;
+}
+
+interface Pending {
+  id: number;
+  resolve: (o: CallOutcome) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+function sandboxCommand(cacheDir: string, limits: SandboxLimits): [string, string[]] {
+  if (typeof Deno !== 'undefined') {
+    return [
+      Deno.execPath(),
+      ['run', '--no-prompt', '--no-check', `--allow-read=${root},${cacheDir}`, '--allow-env=JCO_DEBUG', `--v8-flags=--max-old-space-size=${limits.heapMaxMb}`, guestEntry],
+    ];
+  }
+  return [process.execPath, ['--permission', `--allow-fs-read=${root}`, `--allow-fs-read=${cacheDir}`, `--max-old-space-size=${limits.heapMaxMb}`, guestEntry]];
+}
+
+export class ProcessSandbox implements Invoker {
+  readonly stats: SandboxStats = { starts: 0, traps: 0, timeouts: 0, crashes: 0, oversized: 0, failed: false };
+  private readonly opts: SandboxOptions;
+  private readonly limits: SandboxLimits;
+  private child: ChildProcess | undefined;
+  private ready: Promise<void> | undefined;
+  private pending: Pending | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  private nextId = 1;
+  private consecutiveFailures = 0;
+  private failures: number[] = [];
+  private notBefore = 0;
+  private closed = false;
+
+  constructor(opts: SandboxOptions) {
+    this.opts = opts;
+    this.limits = { ...defaultLimits, ...opts.limits };
+  }
+
+  /** The process id of the sandbox, when one runs. */
+  get pid(): number | undefined {
+    return this.child?.exitCode === null ? this.child.pid : undefined;
+  }
+
+  /** Starts the sandbox process now (otherwise the first call does). */
+  async start(): Promise<void> {
+    await this.ensureChild();
+  }
+
+  private spawnChild(): Promise<void> {
+    const [file, args] = sandboxCommand(this.opts.cacheDir, this.limits);
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
+    if (process.env.HOME) env.HOME = process.env.HOME;
+    if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env, cwd: root });
+    this.child = child;
+    this.stats.starts++;
+    const log = this.opts.logger;
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      stderr = (stderr + d).slice(-4096);
+    });
+    return new Promise<void>((resolveReady, rejectReady) => {
+      let started = false;
+      const reader = new FrameReader(
+        this.limits.maxReturnBytes,
+        (msg) => {
+          const m = msg as Record<string, unknown>;
+          if (m.t === 'ready') {
+            started = true;
+            resolveReady();
+          } else if (m.t === 'init-failed') rejectReady(new Error(`driver ${this.opts.driver} did not start: ${String(m.message)}`));
+          else if (m.t === 'imp') this.serveImport(child, m);
+          else if (m.t === 'done') this.finish(Number(m.id), m.outcome as CallOutcome);
+        },
+        (bytes) => {
+          this.stats.oversized++;
+          log.warn({ driver: this.opts.driver, bytes }, 'sandbox sent an oversized message: killed');
+          this.kill(child);
+          this.fail({ ok: false, trap: `the driver returned ${bytes} bytes, over the ${this.limits.maxReturnBytes}-byte limit` });
+        },
+      );
+      child.stdout!.on('data', (chunk: Buffer) => reader.push(chunk));
+      child.stdin!.on('error', () => {});
+      child.once('exit', (code, signal) => {
+        if (this.child === child) {
+          this.child = undefined;
+          this.ready = undefined;
+        }
+        if (!started) rejectReady(new Error(`driver ${this.opts.driver}: sandbox exited during start (${signal ?? code}): ${stderr.trim().slice(-1000)}`));
+        if (this.pending) {
+          this.stats.crashes++;
+          log.warn({ driver: this.opts.driver, code, signal, stderr: stderr.trim().slice(-500) }, 'sandbox died during a call');
+          this.fail({ ok: false, trap: `the driver's sandbox exited (${signal ?? `code ${code}`})` });
+        }
+      });
+      child.stdin!.write(
+        encodeFrame({
+          t: 'init',
+          digest: this.opts.prepared.digest,
+          imports: this.opts.prepared.imports,
+          exports: this.opts.prepared.exports,
+          dir: (this.opts.prepared as PreparedComponent & { dir?: string }).dir,
+          cacheDir: this.opts.cacheDir,
+          memoryMaxBytes: this.limits.memoryMaxBytes,
+        }),
+      );
+    });
+  }
+
+  /** A host import requested by the driver: the broker runs it, its answer goes back. */
+  private serveImport(child: ChildProcess, m: Record<string, unknown>): void {
+    const iface = String(m.iface);
+    const fn = String(m.fn);
+    const impl = Object.hasOwn(this.opts.imports, iface) ? this.opts.imports[iface] : undefined;
+    const f = impl && Object.hasOwn(impl, fn) ? impl[fn] : undefined;
+    let reply: unknown;
+    if (typeof f !== 'function' || !Array.isArray(m.args)) {
+      reply = { t: 'fatal', message: `${iface}.${fn} is not offered to this driver` };
+    } else {
+      try {
+        reply = { t: 'ret', value: f(...m.args) };
+      } catch (e) {
+        const payload = (e as { payload?: unknown })?.payload;
+        reply = payload !== undefined ? { t: 'err', payload } : { t: 'fatal', message: (e as Error)?.message ?? String(e) };
+      }
+    }
+    child.stdin!.write(encodeFrame(reply));
+  }
+
+  private async ensureChild(): Promise<void> {
+    if (this.stats.failed) throw new Error(`driver ${this.opts.driver} is marked failed after ${this.limits.maxFailures} failures; restart the host to try again`);
+    if (this.ready) return this.ready;
+    const wait = this.notBefore - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    this.ready = this.spawnChild();
+    try {
+      await this.ready;
+    } catch (e) {
+      this.ready = undefined;
+      this.recordFailure();
+      throw e;
+    }
+  }
+
+  private kill(child: ChildProcess | undefined): void {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    if (this.child === child) {
+      this.child = undefined;
+      this.ready = undefined;
+    }
+  }
+
+  private recordFailure(): void {
+    const now = performance.now();
+    this.consecutiveFailures++;
+    this.failures = [...this.failures.filter((t) => now - t < this.limits.failureWindowMs), now];
+    this.notBefore = now + Math.min(this.limits.restartMaxMs, this.limits.restartBaseMs * 2 ** (this.consecutiveFailures - 1));
+    if (this.failures.length >= this.limits.maxFailures && !this.stats.failed) {
+      this.stats.failed = true;
+      this.opts.logger.error({ driver: this.opts.driver, failures: this.failures.length }, 'driver marked failed: its calls are refused until the host restarts');
+    }
+  }
+
+  /** Ends the pending call with a failure, counting it towards backoff. */
+  private fail(outcome: CallOutcome): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    this.recordFailure();
+    p.resolve(outcome);
+  }
+
+  private finish(id: number, outcome: CallOutcome): void {
+    const p = this.pending;
+    if (!p || p.id !== id) return;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    if (!outcome.ok && 'trap' in outcome) {
+      // A trapped instance is unusable: start afresh (its state is in the store).
+      this.stats.traps++;
+      this.opts.logger.warn({ driver: this.opts.driver, trap: outcome.trap }, 'driver trapped: restarting its sandbox');
+      this.kill(this.child);
+      this.recordFailure();
+    } else {
+      this.consecutiveFailures = 0;
+    }
+    p.resolve(outcome);
+  }
+
+  invoke(call: DriverCall, timeoutMs: number): Promise<CallOutcome> {
+    if (this.closed) return Promise.resolve({ ok: false, trap: 'the sandbox is closed' });
+    if (this.queued >= this.limits.maxQueuedCalls) {
+      return Promise.resolve({ ok: false, error: { kind: 'no-service', message: `driver ${this.opts.driver} is busy: ${this.queued} calls waiting` } });
+    }
+    this.queued++;
+    const run = async (): Promise<CallOutcome> => {
+      try {
+        await this.ensureChild();
+      } catch (e) {
+        return { ok: false, trap: (e as Error).message };
+      }
+      const child = this.child!;
+      const id = this.nextId++;
+      return new Promise<CallOutcome>((resolveCall) => {
+        const pending: Pending = { id, resolve: resolveCall };
+        this.pending = pending;
+        pending.timer = setTimeout(() => {
+          if (this.pending !== pending) return;
+          this.stats.timeouts++;
+          this.opts.logger.warn({ driver: this.opts.driver, call: `${call.iface}.${call.fn}`, timeoutMs }, 'driver call timed out: sandbox killed');
+          this.kill(child);
+          this.fail({ ok: false, trap: `no answer within ${timeoutMs} ms: the driver's sandbox was killed`, timedOut: true });
+        }, timeoutMs);
+        try {
+          child.stdin!.write(encodeFrame({ t: 'call', id, call }));
+        } catch (e) {
+          this.fail({ ok: false, trap: `cannot send the call: ${(e as Error).message}` });
+        }
+      });
+    };
+    const result = this.queue.then(run, run).finally(() => this.queued--);
+    this.queue = result;
+    return result;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kill(this.child);
+  }
+}
