@@ -2,7 +2,8 @@
 // stopped without stopping the host: on Deno a worker cannot be stopped while
 // it spins, and a process is the same mechanism on both runtimes. The process
 // gets the runtime's permission model (read the project and the compiled-
-// driver cache, nothing else), a heap cap, and the driver's wasm memory cap.
+// driver cache; no writes, network, processes, workers, FFI or addons), a
+// heap cap, the driver's wasm memory cap, and an OS-level memory cgroup.
 // Privileged calls come back here as requests to the broker. Every call has a
 // deadline; a driver that traps, crashes, returns too much or runs past its
 // deadline is killed and restarted with exponential backoff, and a driver that
@@ -15,6 +16,7 @@ import type { Logger } from 'pino';
 import type { PreparedComponent } from '../engine/engine.ts';
 import type { CallOutcome, DriverCall, Invoker } from '../invoker.ts';
 import { encodeFrame, FrameReader } from './wire.ts';
+import { capProcessMemory } from './os-limits.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const guestEntry = join(root, 'runtime/sandbox/guest.ts');
@@ -26,6 +28,8 @@ export interface SandboxLimits {
   memoryMaxBytes: number;
   /** JavaScript heap of the sandbox process, in MiB. */
   heapMaxMb: number;
+  /** What the whole sandbox process may use beyond wasm memory and heap (the runtime itself), for its OS-level cap. */
+  processOverheadBytes: number;
   /** Largest value a call may return (the encoded outcome), in bytes. */
   maxReturnBytes: number;
   /** Calls waiting for the driver beyond which new calls are refused. */
@@ -41,6 +45,7 @@ export interface SandboxLimits {
 export const defaultLimits: SandboxLimits = {
   memoryMaxBytes: 256 * 1024 * 1024,
   heapMaxMb: 256,
+  processOverheadBytes: 256 * 1024 * 1024,
   maxReturnBytes: 1024 * 1024,
   maxQueuedCalls: 64,
   restartBaseMs: 100,
@@ -77,14 +82,12 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>;
 }
 
-function sandboxCommand(cacheDir: string, limits: SandboxLimits): [string, string[]] {
+/** The command line of a sandbox process: the host's runtime, with its permission model shut but for reading code. */
+export function sandboxCommand(cacheDir: string, heapMaxMb: number, entry = guestEntry): [string, string[]] {
   if (typeof Deno !== 'undefined') {
-    return [
-      Deno.execPath(),
-      ['run', '--no-prompt', '--no-check', `--allow-read=${root},${cacheDir}`, '--allow-env=JCO_DEBUG', `--v8-flags=--max-old-space-size=${limits.heapMaxMb}`, guestEntry],
-    ];
+    return [Deno.execPath(), ['run', '--no-prompt', '--no-check', `--allow-read=${root},${cacheDir}`, '--allow-env=JCO_DEBUG', `--v8-flags=--max-old-space-size=${heapMaxMb}`, entry]];
   }
-  return [process.execPath, ['--permission', `--allow-fs-read=${root}`, `--allow-fs-read=${cacheDir}`, `--max-old-space-size=${limits.heapMaxMb}`, guestEntry]];
+  return [process.execPath, ['--permission', `--allow-fs-read=${root}`, `--allow-fs-read=${cacheDir}`, `--max-old-space-size=${heapMaxMb}`, entry]];
 }
 
 export class ProcessSandbox implements Invoker {
@@ -101,6 +104,7 @@ export class ProcessSandbox implements Invoker {
   private failures: number[] = [];
   private notBefore = 0;
   private closed = false;
+  private warnedNoCgroup = false;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -118,7 +122,7 @@ export class ProcessSandbox implements Invoker {
   }
 
   private spawnChild(): Promise<void> {
-    const [file, args] = sandboxCommand(this.opts.cacheDir, this.limits);
+    const [file, args] = sandboxCommand(this.opts.cacheDir, this.limits.heapMaxMb);
     const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
     if (process.env.HOME) env.HOME = process.env.HOME;
     if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
@@ -126,6 +130,13 @@ export class ProcessSandbox implements Invoker {
     this.child = child;
     this.stats.starts++;
     const log = this.opts.logger;
+    // The OS-level cap is in place before the driver is loaded (the guest waits for init).
+    const cap = this.limits.memoryMaxBytes + this.limits.heapMaxMb * 1024 * 1024 + this.limits.processOverheadBytes;
+    const cgroup = child.pid === undefined ? undefined : capProcessMemory(child.pid, cap, this.opts.driver);
+    if (!cgroup && !this.warnedNoCgroup) {
+      this.warnedNoCgroup = true;
+      log.warn({ driver: this.opts.driver }, 'no memory cgroup available: the sandbox has its wasm and heap caps but no OS-level memory cap');
+    }
     let stderr = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
@@ -154,6 +165,7 @@ export class ProcessSandbox implements Invoker {
       child.stdout!.on('data', (chunk: Buffer) => reader.push(chunk));
       child.stdin!.on('error', () => {});
       child.once('exit', (code, signal) => {
+        cgroup?.remove();
         if (this.child === child) {
           this.child = undefined;
           this.ready = undefined;

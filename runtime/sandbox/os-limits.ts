@@ -1,0 +1,69 @@
+// An OS-level memory cap for a sandbox process: a memory cgroup of its own
+// (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`), under the host's
+// own cgroup. Past the cap the kernel kills the sandbox, never the host. Where
+// no memory controller is writable (not root, no cgroup), the wasm memory cap
+// and the heap cap still hold, and the host says so in its log.
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface CgroupFlavour {
+  /** Directory of the host's own memory cgroup. */
+  base: string;
+  limitFile: string;
+}
+
+function detect(): CgroupFlavour | undefined {
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
+  } catch {
+    return undefined;
+  }
+  // cgroup v1 with a memory hierarchy.
+  const v1 = lines.map((l) => l.split(':')).find((p) => p[1]?.split(',').includes('memory'));
+  if (v1 && existsSync('/sys/fs/cgroup/memory')) return { base: join('/sys/fs/cgroup/memory', v1[2] ?? '/'), limitFile: 'memory.limit_in_bytes' };
+  // cgroup v2 (unified) with the memory controller.
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  if (v2 && existsSync('/sys/fs/cgroup/cgroup.controllers') && readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').includes('memory')) {
+    return { base: join('/sys/fs/cgroup', v2.slice(3)), limitFile: 'memory.max' };
+  }
+  return undefined;
+}
+
+export interface MemoryCgroup {
+  path: string;
+  /** Removes the cgroup (after its process has exited). */
+  remove(): void;
+}
+
+/** Puts `pid` into a new memory cgroup capped at `bytes`; undefined when the machine offers none. */
+export function capProcessMemory(pid: number, bytes: number, name: string): MemoryCgroup | undefined {
+  const flavour = detect();
+  if (!flavour) return undefined;
+  const path = join(flavour.base, `wasmnet-${name.replace(/[^a-z0-9._-]/g, '_')}-${pid}`);
+  try {
+    mkdirSync(path);
+    writeFileSync(join(path, flavour.limitFile), String(bytes));
+    if (flavour.limitFile === 'memory.limit_in_bytes' && existsSync(join(path, 'memory.memsw.limit_in_bytes'))) {
+      writeFileSync(join(path, 'memory.memsw.limit_in_bytes'), String(bytes));
+    }
+    writeFileSync(join(path, 'cgroup.procs'), String(pid));
+  } catch {
+    try {
+      rmdirSync(path);
+    } catch {
+      // it was never made
+    }
+    return undefined;
+  }
+  return {
+    path,
+    remove() {
+      try {
+        rmdirSync(path);
+      } catch {
+        // still busy or gone
+      }
+    },
+  };
+}
