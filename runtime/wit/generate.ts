@@ -1,7 +1,7 @@
 // Generates the TypeScript types of both sides of the contract from the WIT:
 // the host's (runtime/gen/, from the host-surface world) and each bundled
-// driver's (drivers-wasm/<name>/gen/, from its own world). Nothing that
-// crosses the boundary is typed by hand.
+// driver's (drivers-wasm/<name>/gen/ and drivers-wasm/testing/<name>/gen/,
+// from its own world). Nothing that crosses the boundary is typed by hand.
 //
 //   node runtime/wit/generate.ts
 import { createRequire } from 'node:module';
@@ -29,11 +29,13 @@ async function generate(kind: 'host' | 'guest', witDir: string, world: string, o
 
 await generate('host', join(root, 'runtime/wit'), 'host-surface', join(root, 'runtime/gen'));
 
-const driversDir = join(root, 'drivers-wasm');
-for (const name of await readdir(driversDir)) {
-  const worldFile = join(driversDir, name, 'wit/world.wit');
-  if (!(await stat(worldFile).catch(() => null))) continue;
-  const world = /\bworld\s+([a-z0-9-]+)/.exec(await readFile(worldFile, 'utf8'))?.[1];
-  if (!world) throw new Error(`${worldFile}: no world`);
-  await generate('guest', join(driversDir, name, 'wit'), world, join(driversDir, name, 'gen'));
+// Drivers are found where drivers-wasm/build.ts finds them: drivers-wasm/* and drivers-wasm/testing/*.
+for (const driversDir of [join(root, 'drivers-wasm'), join(root, 'drivers-wasm/testing')]) {
+  for (const name of await readdir(driversDir).catch(() => [])) {
+    const worldFile = join(driversDir, name, 'wit/world.wit');
+    if (!(await stat(worldFile).catch(() => null))) continue;
+    const world = /\bworld\s+([a-z0-9-]+)/.exec(await readFile(worldFile, 'utf8'))?.[1];
+    if (!world) throw new Error(`${worldFile}: no world`);
+    await generate('guest', join(driversDir, name, 'wit'), world, join(driversDir, name, 'gen'));
+  }
 }
