@@ -39,6 +39,12 @@ function openState(stateDir: string): SqliteStateStore {
 
 class CliError extends Error {}
 
+/** Whether this component already has a grant for exactly this manifest (a changed manifest is asked again). */
+function isGranted(state: SqliteStateStore, pkg: DriverPackage): boolean {
+  const grant = state.grants.get(pkg.digest);
+  return grant !== undefined && grant.manifest === JSON.stringify(pkg.manifest);
+}
+
 /** Shows what the package asks for and records the grant if the operator agrees (or --grant-all). */
 async function grantInteractively(state: SqliteStateStore, pkg: DriverPackage, grantAll: boolean): Promise<void> {
   console.log(privilegePrompt(pkg));
@@ -100,7 +106,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       let running;
       try {
         const pkg = await readPackage(opts.driver, opts.manifest);
-        if (!state.grants.get(pkg.digest)) await grantInteractively(state, pkg, opts.grantAll);
+        if (!isGranted(state, pkg)) await grantInteractively(state, pkg, opts.grantAll);
         const limits = { memoryMaxBytes: opts.memoryMax * 1024 * 1024, heapMaxMb: opts.heapMax, maxReturnBytes: opts.maxReturn * 1024, maxQueuedCalls: opts.maxQueuedCalls };
         running = await serve(
           { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, isolation: opts.isolation, limits, logger },
@@ -133,7 +139,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       const state = openState(opts.stateDir);
       try {
         const pkg = await readPackage(file, opts.manifest);
-        if (state.grants.get(pkg.digest)) {
+        if (isGranted(state, pkg)) {
           console.log(`${pkg.manifest.name} ${pkg.manifest.version} (${pkg.digest}) is already granted.`);
           return;
         }

@@ -80,14 +80,18 @@ if (!existsSync(component)) {
       assert.match(wasmnet('grants', '--state-dir', state).out, /wasmnet-bridge 0\.1\.0 sha256:[0-9a-f]{64} granted .*\n {2}- log: \[write to the host log\]/);
     });
 
-    test('serve refuses a manifest that asks for more than was granted', () => {
+    test('a manifest that asks for more than was granted is asked again, and refused without an answer', () => {
       const wider = structuredClone(original);
       wider.capabilities.netlink.linkKinds = ['bridge', 'veth', 'macvlan'];
       writeFileSync(pkgManifest, JSON.stringify(wider));
       try {
         const r = wasmnet('serve', '--driver', pkgWasm, '--socket-dir', join(dir, 'plugins'), '--state-dir', state, '--name', 'wasmnet-grants-test');
         assert.equal(r.code, 1);
-        assert.match(r.out, /differs from what was granted: install it again to review the change/);
+        assert.match(r.out, / - netlink links: \[create bridge, veth, macvlan named wn\*/);
+        assert.match(r.out, /not granted/);
+        const again = wasmnet('install', pkgWasm, '--state-dir', state);
+        assert.equal(again.code, 1, 'install asks again for the changed manifest');
+        assert.match(again.out, /is requesting the following privileges/);
       } finally {
         writeFileSync(pkgManifest, JSON.stringify(original));
       }
