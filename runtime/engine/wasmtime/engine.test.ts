@@ -10,7 +10,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -391,18 +391,31 @@ if (missing) {
       instance.dispose();
     });
 
-    test('a damaged cache file is replaced by a fresh compile', async () => {
-      // Replaced, not written in place: the file is mapped by the engines that loaded it, and
-      // the engine itself only ever replaces cache files by renaming.
-      const { rename, writeFile } = await import('node:fs/promises');
-      await writeFile(`${prepared.cacheFile}.damaged`, 'not a precompiled component');
-      await rename(`${prepared.cacheFile}.damaged`, prepared.cacheFile);
-      const third = new WasmtimeEngine(cacheDir);
-      const p = (await third.prepare({ bytes, digest })) as WasmtimePrepared;
-      assert.equal(p.origin, 'compiled');
-      assert.deepEqual(third.stats, { compiled: 1, loadedFromCache: 0 });
-      const fourth = new WasmtimeEngine(cacheDir);
-      assert.equal(((await fourth.prepare({ bytes, digest })) as WasmtimePrepared).origin, 'cache');
+    test('a preparation handed over as plain data (as to a sandbox process) instantiates from the cache', async () => {
+      const other = new WasmtimeEngine(cacheDir);
+      const record = JSON.parse(JSON.stringify({ digest, imports: prepared.imports, exports: prepared.exports }));
+      const instance = (await other.instantiate(record, fakeHost().imports)) as WasmtimeInstance;
+      assert.equal(instance.exports.registration.describe().name, 'wasmnet-bridge');
+      assert.deepEqual(other.stats, { compiled: 0, loadedFromCache: 1 });
+      await assert.rejects(other.instantiate({ ...record, digest: `sha256:${'0'.repeat(64)}` }, fakeHost().imports), /was not prepared by this wasmtime engine/);
+    });
+
+    test('a host import that calls back into the same instance is refused', async () => {
+      const host = fakeHost();
+      let instance: WasmtimeInstance | undefined;
+      let inner: unknown;
+      (host.imports as unknown as Record<string, { log: unknown }>)[`wasmnet:host/log@${V}`]!.log = () => {
+        try {
+          instance!.exports.registration.describe();
+        } catch (e) {
+          inner = e;
+          throw e;
+        }
+      };
+      instance = (await engine.instantiate(prepared, host.imports)) as WasmtimeInstance;
+      // create-endpoint on an unknown network logs nothing; create-network logs once it is done.
+      assert.throws(() => instance!.exports.driver.createNetwork(ctx(), nid, netOptions({ 'com.docker.network.bridge.name': 'wt9' }), new NetworkInfo() as never, ipv4, []));
+      assert.ok(inner instanceof WasmEngineError && inner.code === 'ERR_WASM_REENTRANT', String(inner));
     });
   });
 
@@ -459,6 +472,21 @@ if (missing) {
       assert.ok(caught instanceof WasmEngineError && caught.code === 'ERR_WASM_DEADLINE', String(caught));
       assert.equal(toDriverCallError('spin', caught).kind, 'timeout');
       assert.ok(performance.now() - started < 5000);
+    });
+
+    test('a damaged cache file is replaced by a fresh compile', async () => {
+      const first = new WasmtimeEngine(cacheDir);
+      const p = (await first.prepare({ bytes, digest })) as WasmtimePrepared;
+      // Replaced, not written in place: the file is mapped by the engines that loaded it, and
+      // the engine itself only ever replaces cache files by renaming.
+      await writeFile(`${p.cacheFile}.damaged`, 'not a precompiled component');
+      await rename(`${p.cacheFile}.damaged`, p.cacheFile);
+      const second = new WasmtimeEngine(cacheDir);
+      const again = (await second.prepare({ bytes, digest })) as WasmtimePrepared;
+      assert.equal(again.origin, 'compiled');
+      assert.deepEqual(second.stats, { compiled: 1, loadedFromCache: 0 });
+      const third = new WasmtimeEngine(cacheDir);
+      assert.equal(((await third.prepare({ bytes, digest })) as WasmtimePrepared).origin, 'cache');
     });
 
     test('a memory bomb is stopped at the memory cap without harm to the process', async () => {

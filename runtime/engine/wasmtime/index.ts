@@ -69,6 +69,8 @@ export function loadAddon(): Addon {
 export interface WasmtimeEngineOptions {
   /** Cap on each instance's linear memory, in bytes (default 256 MiB). */
   memoryLimitBytes?: number;
+  /** The same, under the jco engine's option name; memoryLimitBytes wins when both are given. */
+  memoryMaxBytes?: number;
   /** Deadline of one export call (and of instantiation), in milliseconds (default 30 s); a call's own call-context deadline, when earlier, wins. */
   callTimeoutMs?: number;
   /** How often the epoch advances, in milliseconds: the granularity of deadlines (default 10). */
@@ -129,14 +131,14 @@ export class WasmtimeEngine implements Engine {
   /** How components were prepared by this engine: compiled, or loaded from the precompiled cache. */
   readonly stats = { compiled: 0, loadedFromCache: 0 };
   private readonly cacheDir: string;
-  private readonly options: Required<Omit<WasmtimeEngineOptions, 'epochTickMs'>>;
+  private readonly options: { memoryLimitBytes: number; callTimeoutMs: number };
   private readonly native: NativeEngine;
   private readonly prepared = new Map<string, Promise<WasmtimePrepared>>();
   private readonly components = new WeakMap<PreparedComponent, NativeComponent>();
 
   constructor(cacheDir: string, options: WasmtimeEngineOptions = {}) {
     this.cacheDir = cacheDir;
-    this.options = { memoryLimitBytes: options.memoryLimitBytes ?? 256 * 1024 * 1024, callTimeoutMs: options.callTimeoutMs ?? 30_000 };
+    this.options = { memoryLimitBytes: options.memoryLimitBytes ?? options.memoryMaxBytes ?? 256 * 1024 * 1024, callTimeoutMs: options.callTimeoutMs ?? 30_000 };
     const { NativeEngine } = loadAddon();
     this.native = new NativeEngine(options.epochTickMs === undefined ? {} : { epochTickMs: options.epochTickMs });
   }
@@ -159,7 +161,7 @@ export class WasmtimeEngine implements Engine {
   private async load(source: ComponentSource): Promise<WasmtimePrepared> {
     if (!/^sha256:[0-9a-f]{64}$/.test(source.digest)) throw new Error(`bad component digest ${source.digest}`);
     await mkdir(this.cacheDir, { recursive: true });
-    const cacheFile = join(this.cacheDir, `${source.digest.replace(':', '-')}.${this.native.cacheKey}.cwasm`);
+    const cacheFile = this.cacheFileFor(source.digest);
     let component: NativeComponent | undefined;
     if (existsSync(cacheFile)) {
       try {
@@ -187,9 +189,29 @@ export class WasmtimeEngine implements Engine {
     return prepared;
   }
 
+  /**
+   * The compiled component behind a preparation: the one this engine made, or,
+   * for a preparation made elsewhere (another process handing over its
+   * digest), the precompiled file this engine's cache holds for the digest.
+   */
+  private componentFor(prepared: PreparedComponent): NativeComponent {
+    const known = this.components.get(prepared);
+    if (known) return known;
+    if (!/^sha256:[0-9a-f]{64}$/.test(prepared.digest)) throw new Error(`bad component digest ${prepared.digest}`);
+    const file = this.cacheFileFor(prepared.digest);
+    if (!existsSync(file)) throw new Error(`component ${prepared.digest} was not prepared by this wasmtime engine (no ${file})`);
+    const component = this.native.load(file);
+    this.stats.loadedFromCache++;
+    this.components.set(prepared, component);
+    return component;
+  }
+
+  private cacheFileFor(digest: string): string {
+    return join(this.cacheDir, `${digest.replace(':', '-')}.${this.native.cacheKey}.cwasm`);
+  }
+
   async instantiate(prepared: PreparedComponent, imports: DriverImports): Promise<WasmtimeInstance> {
-    const component = this.components.get(prepared);
-    if (!component) throw new Error(`component ${prepared.digest} was not prepared by this wasmtime engine`);
+    const component = this.componentFor(prepared);
     const native = component.instantiate(imports as unknown as Record<string, unknown>, {
       memoryLimitBytes: this.options.memoryLimitBytes,
       timeoutMs: this.options.callTimeoutMs,
