@@ -50,6 +50,17 @@ export function privilegePrompt(pkg: DriverPackage): string {
 }
 
 export function grantPackage(grants: GrantStore, pkg: DriverPackage): Grant {
+  // Two drivers whose prefixes overlap could name each other's links.
+  const mine = pkg.manifest.capabilities.netlink?.linkPrefix;
+  if (mine !== undefined) {
+    for (const g of grants.list()) {
+      if (g.driver === pkg.manifest.name) continue;
+      const theirs = (JSON.parse(g.manifest) as Manifest).capabilities.netlink?.linkPrefix;
+      if (theirs !== undefined && (theirs.startsWith(mine) || mine.startsWith(theirs))) {
+        throw new ManifestError(`link prefix "${mine}" overlaps the prefix "${theirs}" of driver ${g.driver}, which is granted already`);
+      }
+    }
+  }
   const grant: Grant = {
     digest: pkg.digest,
     driver: pkg.manifest.name,

@@ -33,14 +33,14 @@ describe('parseManifest', () => {
     const bridge = parseManifest(readJson('drivers-wasm/bridge/manifest.json'));
     assert.equal(bridge.name, 'wasmnet-bridge');
     assert.equal(bridge.contract, CONTRACT_VERSION);
-    assert.deepEqual(bridge.capabilities.netlink, { linkPrefix: 'wn', linkKinds: ['bridge', 'veth'], parents: [], callsPerSecond: 500 });
+    assert.deepEqual(bridge.capabilities.netlink, { linkPrefix: 'wn', linkKinds: ['bridge', 'veth'], parents: [], vxlanPorts: [4789, 8472], callsPerSecond: 500 });
     const hostile = parseManifest(readJson('drivers-wasm/testing/hostile/manifest.json'));
-    assert.deepEqual(hostile.capabilities.netlink, { linkPrefix: 'hx', linkKinds: ['bridge', 'veth', 'macvlan'], parents: [], callsPerSecond: 50 });
+    assert.deepEqual(hostile.capabilities.netlink, { linkPrefix: 'hx', linkKinds: ['bridge', 'veth', 'macvlan'], parents: [], vxlanPorts: [4789, 8472], callsPerSecond: 50 });
   });
 
   test('fills in the defaults: no parents, 200 calls per second; nothing else is granted by default', () => {
     const m = parseManifest(base());
-    assert.deepEqual(m.capabilities.netlink, { linkPrefix: 'hx', linkKinds: ['bridge', 'veth'], parents: [], callsPerSecond: 200 });
+    assert.deepEqual(m.capabilities.netlink, { linkPrefix: 'hx', linkKinds: ['bridge', 'veth'], parents: [], vxlanPorts: [4789, 8472], callsPerSecond: 200 });
     const bare = parseManifest({ ...base(), capabilities: {} });
     assert.deepEqual(bare.capabilities, {});
   });

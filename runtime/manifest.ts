@@ -42,6 +42,8 @@ export const Manifest = v.strictObject({
         linkKinds: v.pipe(v.array(v.picklist(creatableKinds)), v.minLength(1), v.maxLength(creatableKinds.length)),
         /** Host links it may use as a parent (macvlan, ipvlan) or underlay (vxlan); it may not change them. */
         parents: v.optional(v.pipe(v.array(IfName), v.maxLength(16)), []),
+        /** UDP ports vxlan links may use (the kernel's default is 8472; IANA's is 4789). */
+        vxlanPorts: v.optional(v.pipe(v.array(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))), v.maxLength(8)), [4789, 8472]),
         /** Privileged calls per second, on average (bursts up to twice that). */
         callsPerSecond: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 200),
       }),

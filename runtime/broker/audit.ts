@@ -1,6 +1,9 @@
 // Runs one privileged call: rate limit, policy check, the operation itself,
 // and an audit record of the outcome (allowed or denied, errno, duration),
 // whatever happens. Failures become the WIT error variant the driver sees.
+// Records are written in one transaction after each driver call (the host
+// flushes there), so a crash of the host in the middle of a driver call can
+// lose that call's records.
 import type { Logger } from 'pino';
 import { witError } from '../contract.ts';
 import { NetlinkError } from '../netlink/backend.ts';
@@ -20,7 +23,6 @@ export function auditedCall(audit: AuditLog, who: CallerIdentity, logger: Logger
       try {
         audit.record({ time, driver: who.driver, version: who.version, op, args, allowed, durationMs: +(performance.now() - started).toFixed(3), ...extra });
       } catch (e) {
-        // The call is not answered as allowed if it cannot be recorded.
         logger.error({ op, err: (e as Error).message }, 'audit log unavailable');
         throw witError({ tag: 'denied', val: 'the audit log is unavailable' });
       }

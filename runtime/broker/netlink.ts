@@ -28,7 +28,7 @@ export interface NetlinkBrokerDeps {
 type NetlinkImport = typeof Wit;
 
 export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
-  const policy = new NetlinkPolicy(d.who.driver, d.grant, d.ledger, d.scopes);
+  const policy = new NetlinkPolicy(d.who.driver, d.grant, d.ledger, d.scopes, (name) => d.backend.getLink(name)?.index);
   const call = auditedCall(d.audit, d.who, d.logger);
   const driver = d.who.driver;
   const nl = d.backend;
@@ -37,10 +37,21 @@ export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
     policy.rate();
     for (const c of checks) c();
   };
+  /** Records what was created, by name and index (a veth's peer too). */
   const created = (l: LinkInfo, peer?: string) => {
-    d.ledger.add(driver, l.name, peer);
-    if (peer) d.ledger.add(driver, peer, l.name);
+    d.ledger.add(driver, l.name, l.index, peer);
+    const p = peer === undefined ? undefined : nl.getLink(peer);
+    if (p) d.ledger.add(driver, p.name, p.index, l.name);
     return toWitLink(l);
+  };
+  /** After ENODEV the name is no longer the driver's link: forget it. */
+  const gone = <T>(name: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENODEV') d.ledger.remove(driver, name);
+      throw e;
+    }
   };
 
   return {
@@ -60,7 +71,7 @@ export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
       call(
         'create-vxlan',
         { ...spec },
-        checked(() => policy.kind('vxlan'), () => policy.newName(spec.name), () => spec.underlay !== undefined && policy.parent(spec.underlay)),
+        checked(() => policy.kind('vxlan'), () => policy.newName(spec.name), () => policy.vxlanPort(spec.port), () => spec.underlay !== undefined && policy.parent(spec.underlay)),
         () =>
           created(
             nl.createLink({
@@ -79,7 +90,7 @@ export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
       call('create-ipvlan', { ...spec }, checked(() => policy.kind('ipvlan'), () => policy.newName(spec.name), () => policy.parent(spec.parent)), () =>
         created(nl.createLink({ name: spec.name, kind: 'ipvlan', mtu: spec.mtu, ipvlan: { parent: spec.parent, mode: spec.mode } })),
       ),
-    // Links the driver may not see are reported as absent, and the look-up is audited as refused.
+    // A look-up of a link the driver may not see is refused (and audited), like any other use of it.
     getLink: (name) =>
       policy.visible(name)
         ? call('get-link', { name }, checked(), () => {
@@ -105,12 +116,16 @@ export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
     moveLinkToSandbox: (name, sandboxKey) =>
       call('move-link-to-sandbox', { name, sandboxKey }, checked(() => policy.owned(name), () => policy.sandbox(sandboxKey)), () => {
         nl.moveLinkToNetns(name, sandboxKey);
-      }),
-    deleteLink: (name) =>
-      call('delete-link', { name }, checked(() => policy.owned(name)), () => {
-        nl.deleteLink(name);
+        // It left the host's namespace, and the driver's sight.
         d.ledger.remove(driver, name);
       }),
+    deleteLink: (name) =>
+      call('delete-link', { name }, checked(() => policy.owned(name)), () =>
+        gone(name, () => {
+          nl.deleteLink(name);
+          d.ledger.remove(driver, name);
+        }),
+      ),
     setBridgePort: (name, settings) => call('set-bridge-port', { name, ...settings }, checked(() => policy.owned(name)), () => nl.setBridgePort(name, settings)),
 
     addAddress: (linkName, cidr) =>

@@ -51,19 +51,31 @@ type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 function parseIp(text: string, what: string): Addr {
   try {
     if (typeof text !== 'string') throw new Error();
-    return text.includes(':') ? ipaddr.IPv6.parse(text) : ipaddr.IPv4.parse(text);
+    if (text.includes(':')) {
+      if (text.includes('%')) throw new Error();
+      return ipaddr.IPv6.parse(text);
+    }
+    // Only the dotted-quad form: ipaddr would also read 012.1.1.1 or 167772161.
+    if (!ipaddr.IPv4.isValidFourPartDecimal(text)) throw new Error();
+    return ipaddr.IPv4.parse(text);
   } catch {
     throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not an IP address`);
   }
 }
 
 function parseCidr(text: string, what: string): [Addr, number] {
+  const slash = typeof text === 'string' ? text.indexOf('/') : -1;
+  const len = slash < 0 ? NaN : Number(text.slice(slash + 1));
+  const notCidr = () => new PolicyDenied(`${what}: ${JSON.stringify(text)} is not a CIDR`);
+  if (slash < 0 || !/^\d{1,3}$/.test(text.slice(slash + 1))) throw notCidr();
+  let ip: Addr;
   try {
-    if (typeof text !== 'string') throw new Error();
-    return text.includes(':') ? ipaddr.IPv6.parseCIDR(text) : ipaddr.IPv4.parseCIDR(text);
+    ip = parseIp(text.slice(0, slash), what);
   } catch {
-    throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not a CIDR`);
+    throw notCidr();
   }
+  if (len > (ip.kind() === 'ipv4' ? 32 : 128)) throw notCidr();
+  return [ip, len];
 }
 
 export class NetlinkPolicy {
@@ -72,13 +84,22 @@ export class NetlinkPolicy {
   private readonly ledger: LinkLedger;
   private readonly scopes: DriverScopes;
   private readonly bucket: TokenBucket;
+  /** The interface index a link of that name has now, if there is one. */
+  private readonly currentIndex: (name: string) => number | undefined;
 
-  constructor(driver: string, grant: NetlinkGrant, ledger: LinkLedger, scopes: DriverScopes) {
+  constructor(driver: string, grant: NetlinkGrant, ledger: LinkLedger, scopes: DriverScopes, currentIndex: (name: string) => number | undefined) {
     this.driver = driver;
     this.grant = grant;
     this.ledger = ledger;
     this.scopes = scopes;
+    this.currentIndex = currentIndex;
     this.bucket = new TokenBucket(grant.callsPerSecond);
+  }
+
+  /** A vxlan UDP port the operator allowed. */
+  vxlanPort(port: number | undefined): void {
+    const p = port ?? 8472;
+    if (!this.grant.vxlanPorts.includes(p)) throw new PolicyDenied(`vxlan port ${p} was not granted (granted: ${this.grant.vxlanPorts.join(', ')})`);
   }
 
   rate(): void {
@@ -96,9 +117,20 @@ export class NetlinkPolicy {
     if (!(this.grant.linkKinds as string[]).includes(kind)) throw new PolicyDenied(`creating ${kind} links was not granted (granted: ${this.grant.linkKinds.join(', ')})`);
   }
 
-  /** A link the driver created, which it may change or delete. */
+  /**
+   * A link the driver created, which it may change or delete: the name is in
+   * its ledger and the link of that name is the very link it created (same
+   * interface index). A link that went away and whose name was taken by
+   * another is not the driver's; its stale entry is dropped.
+   */
   owned(name: string): void {
-    if (typeof name !== 'string' || !this.ledger.owns(this.driver, name)) throw new PolicyDenied(`link ${JSON.stringify(name)} was not created by this driver`);
+    const index = typeof name === 'string' ? this.ledger.indexOf(this.driver, name) : undefined;
+    if (index === undefined) throw new PolicyDenied(`link ${JSON.stringify(name)} was not created by this driver`);
+    const current = this.currentIndex(name);
+    if (current !== undefined && current !== index) {
+      this.ledger.remove(this.driver, name);
+      throw new PolicyDenied(`link ${JSON.stringify(name)} is not the link this driver created (that one is gone; this one is another's)`);
+    }
   }
 
   /** A host link the operator allowed as parent or underlay. */
@@ -107,7 +139,7 @@ export class NetlinkPolicy {
   }
 
   visible(name: string): boolean {
-    return this.ledger.owns(this.driver, name) || this.grant.parents.includes(name);
+    return this.ledger.indexOf(this.driver, name) !== undefined || this.grant.parents.includes(name);
   }
 
   private parsedFrom: string[] | undefined;
@@ -129,10 +161,15 @@ export class NetlinkPolicy {
     if (!this.pools().some((p) => p[0].kind() === a.kind() && a.match(p))) throw new PolicyDenied(`${what} ${ip} is outside the pools of this driver's networks`);
   }
 
-  /** A CIDR (address with its prefix) whose address is inside a pool. */
+  /**
+   * An address with its prefix that lies wholly inside one pool: the address
+   * in the pool and the prefix no wider than the pool's, since the kernel adds
+   * a route for the prefix (fd88::5/0 would be a default route).
+   */
   addressInPools(cidr: string, what: string): void {
-    const [a] = parseCidr(cidr, what);
-    this.ipInPools(a.toString(), what);
+    const [a, len] = parseCidr(cidr, what);
+    const inside = this.pools().some(([p, plen]) => p.kind() === a.kind() && len >= plen && a.match(p, plen));
+    if (!inside) throw new PolicyDenied(`${what} ${cidr} is outside the pools of this driver's networks (or its prefix is wider than the pool's)`);
   }
 
   /** A destination network wholly inside one pool. */

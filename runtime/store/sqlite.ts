@@ -6,7 +6,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AuditEntry, AuditFilter, AuditLog, DriverScopes, Grant, GrantStore, HostState, KeyValueStore, LinkLedger } from './store.ts';
+import type { AuditEntry, AuditFilter, AuditLog, DriverScopes, Grant, GrantStore, HostState, InstalledVersion, KeyValueStore, LinkLedger, VersionStore } from './store.ts';
 import { StoreLimitError, storeLimits } from './store.ts';
 
 const utf8Length = (s: string) => new TextEncoder().encode(s).length;
@@ -17,6 +17,7 @@ export class SqliteStateStore implements HostState {
   readonly ledger: LinkLedger;
   readonly scopes: DriverScopes;
   readonly audit: AuditLog;
+  readonly versions: VersionStore;
 
   /** `path` is a file (created with its directory) or ':memory:'. */
   constructor(path: string) {
@@ -41,8 +42,9 @@ export class SqliteStateStore implements HostState {
       );
       CREATE TABLE IF NOT EXISTS owned_links (
         driver TEXT NOT NULL,
-        link   TEXT NOT NULL,
-        peer   TEXT,
+        link    TEXT NOT NULL,
+        ifindex INTEGER NOT NULL,
+        peer    TEXT,
         PRIMARY KEY (driver, link)
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS network_pools (
@@ -71,11 +73,46 @@ export class SqliteStateStore implements HostState {
         duration_ms REAL NOT NULL
       );
       CREATE INDEX IF NOT EXISTS audit_driver_time ON audit (driver, time);
+      CREATE TABLE IF NOT EXISTS versions (
+        driver       TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        component    TEXT NOT NULL,
+        manifest     TEXT NOT NULL,
+        installed_at TEXT NOT NULL,
+        active       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (driver, digest)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS network_versions (
+        driver TEXT NOT NULL,
+        nid    TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (driver, nid)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS store_versions (
+        driver  TEXT PRIMARY KEY,
+        version TEXT NOT NULL
+      );
     `);
     this.grants = grantStore(this.db);
     this.ledger = linkLedger(this.db);
     this.scopes = driverScopes(this.db);
     this.audit = auditLog(this.db);
+    this.versions = versionStore(this.db);
+  }
+
+  async transaction<T>(fn: () => Promise<T>, commit: (result: T) => boolean): Promise<T> {
+    this.audit.flush();
+    this.db.exec('BEGIN IMMEDIATE');
+    let result: T;
+    try {
+      result = await fn();
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+    this.db.exec(commit(result) ? 'COMMIT' : 'ROLLBACK');
+    return result;
   }
 
   forDriver(driver: string): KeyValueStore {
@@ -135,27 +172,26 @@ function grantStore(db: DatabaseSync): GrantStore {
 }
 
 function linkLedger(db: DatabaseSync): LinkLedger {
-  const add = db.prepare('INSERT OR REPLACE INTO owned_links (driver, link, peer) VALUES (?, ?, ?)');
+  const add = db.prepare('INSERT OR REPLACE INTO owned_links (driver, link, ifindex, peer) VALUES (?, ?, ?, ?)');
   const del = db.prepare('DELETE FROM owned_links WHERE driver = ? AND (link = ? OR peer = ?)');
   const renameLink = db.prepare('UPDATE owned_links SET link = ? WHERE driver = ? AND link = ?');
   const renamePeer = db.prepare('UPDATE owned_links SET peer = ? WHERE driver = ? AND peer = ?');
-  const has = db.prepare('SELECT 1 FROM owned_links WHERE driver = ? AND link = ?');
-  const list = db.prepare('SELECT link FROM owned_links WHERE driver = ? ORDER BY link');
+  const list = db.prepare('SELECT link, ifindex FROM owned_links WHERE driver = ?');
   // This process is the only writer, so an in-memory mirror of each driver's
   // links (written through) answers the broker's hot-path question cheaply.
-  const mirror = new Map<string, Set<string>>();
+  const mirror = new Map<string, Map<string, number>>();
   const links = (driver: string) => {
-    let set = mirror.get(driver);
-    if (!set) {
-      set = new Set((list.all(driver) as { link: string }[]).map((r) => r.link));
-      mirror.set(driver, set);
+    let m = mirror.get(driver);
+    if (!m) {
+      m = new Map((list.all(driver) as { link: string; ifindex: number }[]).map((r) => [r.link, Number(r.ifindex)]));
+      mirror.set(driver, m);
     }
-    return set;
+    return m;
   };
   return {
-    add(driver, link, peer) {
-      add.run(driver, link, peer ?? null);
-      links(driver).add(link);
+    add(driver, link, index, peer) {
+      add.run(driver, link, index, peer ?? null);
+      links(driver).set(link, index);
     },
     remove(driver, link) {
       del.run(driver, link, link);
@@ -166,8 +202,8 @@ function linkLedger(db: DatabaseSync): LinkLedger {
       renamePeer.run(to, driver, from);
       mirror.delete(driver);
     },
-    owns: (driver, link) => links(driver).has(link),
-    list: (driver) => [...links(driver)].sort(),
+    indexOf: (driver, link) => links(driver).get(link),
+    list: (driver) => [...links(driver).keys()].sort(),
   };
 }
 
@@ -183,13 +219,14 @@ function driverScopes(db: DatabaseSync): DriverScopes {
   const poolCache = new Map<string, string[]>();
   return {
     setPools(driver, nid, cidrs) {
-      db.exec('BEGIN');
+      db.exec('SAVEPOINT set_pools');
       try {
         delPools.run(driver, nid);
         for (const c of cidrs) addPool.run(driver, nid, c);
-        db.exec('COMMIT');
+        db.exec('RELEASE set_pools');
       } catch (e) {
-        db.exec('ROLLBACK');
+        db.exec('ROLLBACK TO set_pools');
+        db.exec('RELEASE set_pools');
         throw e;
       } finally {
         poolCache.delete(driver);
@@ -222,12 +259,13 @@ function auditLog(db: DatabaseSync): AuditLog {
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
-    db.exec('BEGIN');
+    db.exec('SAVEPOINT audit_flush');
     try {
       for (const e of batch) insert.run(e.time, e.driver, e.version, e.op, JSON.stringify(e.args ?? null), e.allowed ? 1 : 0, e.errno ?? null, e.error ?? null, e.durationMs);
-      db.exec('COMMIT');
+      db.exec('RELEASE audit_flush');
     } catch (err) {
-      db.exec('ROLLBACK');
+      db.exec('ROLLBACK TO audit_flush');
+      db.exec('RELEASE audit_flush');
       throw err;
     }
   };
@@ -263,5 +301,48 @@ function auditLog(db: DatabaseSync): AuditLog {
         return entry;
       });
     },
+  };
+}
+
+function versionStore(db: DatabaseSync): VersionStore {
+  const cols = 'driver, digest, version, component, manifest, installed_at AS installedAt, active';
+  const add = db.prepare('INSERT OR IGNORE INTO versions (driver, digest, version, component, manifest, installed_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const all = db.prepare(`SELECT ${cols} FROM versions ORDER BY driver, installed_at, digest`);
+  const byDriver = db.prepare(`SELECT ${cols} FROM versions WHERE driver = ? ORDER BY installed_at, digest`);
+  const active = db.prepare(`SELECT ${cols} FROM versions WHERE driver = ? AND active = 1`);
+  const clear = db.prepare('UPDATE versions SET active = 0 WHERE driver = ?');
+  const set = db.prepare('UPDATE versions SET active = 1 WHERE driver = ? AND digest = ?');
+  const netGet = db.prepare('SELECT digest FROM network_versions WHERE driver = ? AND nid = ?');
+  const netSet = db.prepare('INSERT OR REPLACE INTO network_versions (driver, nid, digest) VALUES (?, ?, ?)');
+  const netDel = db.prepare('DELETE FROM network_versions WHERE driver = ? AND nid = ?');
+  const svGet = db.prepare('SELECT version FROM store_versions WHERE driver = ?');
+  const svSet = db.prepare('INSERT OR REPLACE INTO store_versions (driver, version) VALUES (?, ?)');
+  const row = (r: unknown): InstalledVersion => {
+    const v = r as Omit<InstalledVersion, 'active'> & { active: number };
+    return { ...v, active: v.active === 1 };
+  };
+  return {
+    add: (v) => void add.run(v.driver, v.digest, v.version, v.component, v.manifest, v.installedAt),
+    list: (driver) => (driver === undefined ? all.all() : byDriver.all(driver)).map(row),
+    active(driver) {
+      const r = active.get(driver);
+      return r ? row(r) : undefined;
+    },
+    setActive(driver, digest) {
+      db.exec('SAVEPOINT set_active');
+      clear.run(driver);
+      const changed = Number(set.run(driver, digest).changes);
+      if (changed !== 1) {
+        db.exec('ROLLBACK TO set_active');
+        db.exec('RELEASE set_active');
+        throw new Error(`no installed version ${digest} of ${driver}`);
+      }
+      db.exec('RELEASE set_active');
+    },
+    networkVersion: (driver, nid) => (netGet.get(driver, nid) as { digest: string } | undefined)?.digest,
+    setNetworkVersion: (driver, nid, digest) => void netSet.run(driver, nid, digest),
+    removeNetworkVersion: (driver, nid) => void netDel.run(driver, nid),
+    storeVersion: (driver) => (svGet.get(driver) as { version: string } | undefined)?.version,
+    setStoreVersion: (driver, version) => void svSet.run(driver, version),
   };
 }

@@ -55,12 +55,17 @@ export interface GrantStore {
  * only these. Survives restarts, so ownership is not forgotten.
  */
 export interface LinkLedger {
-  /** Records a link; `peer` is the other end of a veth, which goes when either end is deleted. */
-  add(driver: string, link: string, peer?: string): void;
+  /**
+   * Records a link the driver created, with its interface index, which is
+   * what identifies the link (a name can be taken by another link later);
+   * `peer` is the other end of a veth, which goes when either end is deleted.
+   */
+  add(driver: string, link: string, index: number, peer?: string): void;
   /** Forgets a link and its peer. */
   remove(driver: string, link: string): void;
   rename(driver: string, from: string, to: string): void;
-  owns(driver: string, link: string): boolean;
+  /** The index the link had when the driver created it, if the driver owns that name. */
+  indexOf(driver: string, link: string): number | undefined;
   list(driver: string): string[];
 }
 
@@ -112,8 +117,38 @@ export interface AuditLog {
 
 /** Everything the host keeps, behind small interfaces. */
 export interface HostState extends StateStore {
+  versions: VersionStore;
+  /** Opens a transaction around an asynchronous step; what it returns decides commit or rollback. */
+  transaction<T>(fn: () => Promise<T>, commit: (result: T) => boolean): Promise<T>;
   grants: GrantStore;
   ledger: LinkLedger;
   scopes: DriverScopes;
   audit: AuditLog;
+}
+
+/** A version of a driver installed in the state directory, content-addressed by digest. */
+export interface InstalledVersion {
+  driver: string;
+  digest: string;
+  version: string;
+  /** The component and its manifest, as kept in the state directory. */
+  component: string;
+  manifest: string;
+  installedAt: string;
+  active: boolean;
+}
+
+/** Versions side by side, which one is active, and which version owns each network. */
+export interface VersionStore {
+  add(v: Omit<InstalledVersion, 'active'>): void;
+  list(driver?: string): InstalledVersion[];
+  active(driver: string): InstalledVersion | undefined;
+  setActive(driver: string, digest: string): void;
+  /** The version (digest) a network was created under (strategy new-networks). */
+  networkVersion(driver: string, nid: string): string | undefined;
+  setNetworkVersion(driver: string, nid: string, digest: string): void;
+  removeNetworkVersion(driver: string, nid: string): void;
+  /** The driver version that last took over the store (for migrations). */
+  storeVersion(driver: string): string | undefined;
+  setStoreVersion(driver: string, version: string): void;
 }

@@ -46,7 +46,7 @@ try {
   const backend = new RtNetlink({ netns: netnsPath });
   const state = new SqliteStateStore(join(dir, 'state.db'));
   const manifest = parseManifest({ name: 'bench', version: '1.0.0', contract: '0.1.0', capabilities: { netlink: { linkPrefix: 'bn', linkKinds: ['bridge'], callsPerSecond: 10_000 } } });
-  state.ledger.add('bench', 'bnbr0');
+  state.ledger.add('bench', 'bnbr0', backend.getLink('bnbr0')!.index);
   state.scopes.setPools('bench', 'n1', ['10.99.0.0/16']);
   const broker = netlinkImport({ backend, grant: manifest.capabilities.netlink!, who: { driver: 'bench', version: '1.0.0' }, ledger: state.ledger, scopes: state.scopes, audit: state.audit, logger: pino({ level: 'silent' }) });
 
