@@ -9,7 +9,7 @@ import type { DriverError, ErrorKind } from './gen/interfaces/wasmnet-driver-typ
 export const CONTRACT_VERSION = '0.1.0';
 
 /** What a driver component exports: driver and registration always, the optional interfaces when it has them. */
-export type DriverExports = Pick<HostSurface, 'driver' | 'registration'> & Partial<Pick<HostSurface, 'extConner' | 'gwAllocChecker' | 'tableWatcher'>>;
+export type DriverExports = Pick<HostSurface, 'driver' | 'registration'> & Partial<Pick<HostSurface, 'extConner' | 'gwAllocChecker' | 'tableWatcher' | 'lifecycle'>>;
 
 export const errorKinds: readonly ErrorKind[] = ['invalid-parameter', 'not-found', 'forbidden', 'no-service', 'not-implemented', 'timeout', 'internal'];
 

@@ -24,6 +24,8 @@ export interface DriverDescription {
   gwAllocChecker: boolean;
   extConner: boolean;
   tableWatcher: boolean;
+  /** Whether the driver exports lifecycle (migrate, self-check). */
+  lifecycle: boolean;
 }
 
 export interface DriverHostOptions {
@@ -76,6 +78,7 @@ export class DriverHost {
       gwAllocChecker: has('gw-alloc-checker'),
       extConner: has('ext-conner'),
       tableWatcher: has('table-watcher'),
+      lifecycle: has('lifecycle'),
     };
     return new DriverHost(invoker, description, { ...options, callTimeoutMs });
   }
@@ -85,7 +88,7 @@ export class DriverHost {
   }
 
   /** Runs one driver call under the deadline; returns its value and callback state, or throws DriverCallError. */
-  private async run(method: string, call: DriverCall): Promise<{ value: unknown; callback?: CallbackState }> {
+  private async run(method: string, call: DriverCall, afterCall = true): Promise<{ value: unknown; callback?: CallbackState }> {
     const timeoutMs = this.options.callTimeoutMs;
     const started = performance.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -101,7 +104,7 @@ export class DriverHost {
       return { value: outcome.value, callback: outcome.callback };
     } finally {
       clearTimeout(timer);
-      this.options.afterCall?.();
+      if (afterCall) this.options.afterCall?.();
     }
   }
 
@@ -198,6 +201,21 @@ export class DriverHost {
     const r = (await this.run('get-skip-gw-alloc', { iface: 'gwAllocChecker', fn: 'getSkipGwAlloc', args: [options] })).value as Partial<SkipGwAlloc> | undefined;
     if (typeof r?.skipIpv4 !== 'boolean' || typeof r?.skipIpv6 !== 'boolean') throw new DriverCallError('internal', 'get-skip-gw-alloc: driver returned a malformed value');
     return { skipIpv4: r.skipIpv4, skipIpv6: r.skipIpv6 };
+  }
+
+  /** lifecycle.self-check, when the driver has it. */
+  async selfCheck(): Promise<void> {
+    if (!this.description.lifecycle) return;
+    await this.run('self-check', { iface: 'lifecycle', fn: 'selfCheck', args: [] });
+  }
+
+  /**
+   * lifecycle.migrate, when the driver has it. The caller holds the store
+   * transaction, so nothing is flushed from inside it.
+   */
+  async migrate(fromVersion: string): Promise<void> {
+    if (!this.description.lifecycle) return;
+    await this.run('migrate', { iface: 'lifecycle', fn: 'migrate', args: [fromVersion] }, false);
   }
 
   close(): Promise<void> {

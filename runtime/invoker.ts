@@ -10,8 +10,7 @@ import { type EndpointInterface, InterfaceInfo, JoinInfo, NetworkInfo, type Inte
 import type { IpamData } from './contract.ts';
 import type { DriverInstance } from './engine/engine.ts';
 
-export type ExportedInterface = 'driver' | 'registration' | 'extConner' | 'gwAllocChecker' | 'tableWatcher';
-export const exportedInterfaces: readonly ExportedInterface[] = ['driver', 'registration', 'extConner', 'gwAllocChecker', 'tableWatcher'];
+export type ExportedInterface = 'driver' | 'registration' | 'extConner' | 'gwAllocChecker' | 'tableWatcher' | 'lifecycle';
 
 /** The callback object a call hands the driver, and what it starts from. */
 export type CallbackSpec = { kind: 'network-info' } | { kind: 'interface-info'; given: EndpointInterface } | { kind: 'join-info' };

@@ -5,7 +5,8 @@ import { createInterface } from 'node:readline/promises';
 import process from 'node:process';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import { bundledBridge, serve, stateDbPath, type UnixListener } from '../core/serve.ts';
+import { adminSocketPath, bundledBridge, serve, stateDbPath, type UnixListener } from '../core/serve.ts';
+import { adminRequest } from './admin-client.ts';
 import { defaultLimits } from '../../runtime/sandbox/process-sandbox.ts';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
 import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
@@ -213,6 +214,66 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       } finally {
         state.close();
       }
+    });
+
+  program
+    .command('drivers')
+    .description('list the installed driver versions and which one is active')
+    .argument('[driver]', 'driver name')
+    .option('--json', 'print JSON', false)
+    .addOption(stateDirOption())
+    .action((driver: string | undefined, opts: { json: boolean; stateDir: string }) => {
+      const state = openState(opts.stateDir);
+      try {
+        const versions = state.versions.list(driver);
+        if (opts.json) {
+          console.log(JSON.stringify(versions, null, 2));
+          return;
+        }
+        if (versions.length === 0) console.log(driver ? `no versions of ${driver}` : 'no drivers installed');
+        for (const v of versions) console.log(`${v.active ? '*' : ' '} ${v.driver} ${v.version} ${v.digest} installed ${v.installedAt}`);
+      } finally {
+        state.close();
+      }
+    });
+
+  program
+    .command('upgrade')
+    .description('make another version of a driver active, between two calls, without stopping the host')
+    .argument('<driver>', 'driver name')
+    .argument('<target>', 'a component file (.wasm), or an installed version (number or digest)')
+    .option('--manifest <file>', 'the manifest, if not beside the component')
+    .addOption(new Option('--strategy <strategy>', 'all: every call goes to the new version; new-networks: networks made before stay on the old one').choices(['all', 'new-networks']).default('all'))
+    .option('--grant-all', 'grant what the new version asks for without asking (for scripts)', false)
+    .addOption(stateDirOption())
+    .action(async (driver: string, target: string, opts: { manifest?: string; strategy: string; grantAll: boolean; stateDir: string }) => {
+      const state = openState(opts.stateDir);
+      try {
+        const installed = state.versions.list(driver).find((v) => v.version === target || v.digest === target);
+        if (!installed) {
+          const pkg = await readPackage(target, opts.manifest);
+          if (pkg.manifest.name !== driver) throw new CliError(`${target} is driver ${pkg.manifest.name}, not ${driver}`);
+          if (!isGranted(state, pkg)) await grantInteractively(state, pkg, opts.grantAll);
+        }
+      } finally {
+        state.close();
+      }
+      const r = await adminRequest(adminSocketPath(opts.stateDir), 'POST', `/v1/drivers/${encodeURIComponent(driver)}/upgrade`, { target, manifest: opts.manifest, strategy: opts.strategy });
+      if (r.status !== 200) throw new CliError(`upgrade refused: ${(r.json as { error?: string }).error ?? JSON.stringify(r.json)}`);
+      const rep = r.json as { from: string; to: string; strategy: string; migrated: boolean; ms: number };
+      console.log(`${driver}: ${rep.from} -> ${rep.to} (strategy ${rep.strategy}${rep.migrated ? ', store migrated' : ''}) in ${rep.ms} ms`);
+    });
+
+  program
+    .command('rollback')
+    .description('make the previously active version of a driver active again')
+    .argument('<driver>', 'driver name')
+    .addOption(stateDirOption())
+    .action(async (driver: string, opts: { stateDir: string }) => {
+      const r = await adminRequest(adminSocketPath(opts.stateDir), 'POST', `/v1/drivers/${encodeURIComponent(driver)}/rollback`);
+      if (r.status !== 200) throw new CliError(`rollback refused: ${(r.json as { error?: string }).error ?? JSON.stringify(r.json)}`);
+      const rep = r.json as { from: string; to: string; ms: number };
+      console.log(`${driver}: rolled back ${rep.from} -> ${rep.to} in ${rep.ms} ms`);
     });
 
   try {

@@ -4,7 +4,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { createPluginApp } from './plugin-app.ts';
+import { createPluginApp, singleRoute } from './plugin-app.ts';
 import { DriverHost } from '../../runtime/driver-host.ts';
 import { InProcessInvoker } from '../../runtime/invoker.ts';
 import { CONTRACT_VERSION, DriverCallError, type DriverExports } from '../../runtime/contract.ts';
@@ -48,7 +48,7 @@ async function appWith(exports: DriverExports, extraExports: string[] = [], call
     exports: [`wasmnet:driver/driver@${CONTRACT_VERSION}`, `wasmnet:driver/registration@${CONTRACT_VERSION}`, ...extraExports],
   };
   const host = await DriverHost.start(prepared, new InProcessInvoker({ exports }), { callTimeoutMs });
-  return createPluginApp({ driver: () => host, logger: pino({ level: 'silent' }), maxBodyBytes: 4096 });
+  return createPluginApp({ route: singleRoute(host), logger: pino({ level: 'silent' }), maxBodyBytes: 4096 });
 }
 
 /** Posts the way dockerd does: no Content-Type, a JSON body with a trailing newline. */

@@ -6,13 +6,23 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 import { DriverCallError } from '../../runtime/contract.ts';
-import type { DriverHost } from '../../runtime/driver-host.ts';
+import type { DriverDescription, DriverHost } from '../../runtime/driver-host.ts';
 import { methods, parseRequest, ProtocolError, type Method, type Request } from './schemas.ts';
 import { createEndpointResponse, fromOptions, fromStringMap, joinResponse, toIpamData, toOptions, toStringMap } from './mapping.ts';
 
+/** Which driver (version) serves a call: the version router, or one driver. */
+export interface Route {
+  readonly description: DriverDescription;
+  call<T>(method: string, nid: string | undefined, fn: (host: DriverHost) => Promise<T>): Promise<T>;
+}
+
+/** A route to one driver, always the same. */
+export function singleRoute(host: DriverHost): Route {
+  return { description: host.description, call: (_method, _nid, fn) => fn(host) };
+}
+
 export interface PluginAppOptions {
-  /** The driver that serves the next call (looked up per call). */
-  driver: () => DriverHost;
+  route: Route;
   logger: Logger;
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
@@ -101,19 +111,20 @@ export function createPluginApp(options: PluginAppOptions): Hono {
   app.post('/Plugin.Activate', (c) => c.json({ Implements: ['NetworkDriver'] }));
 
   app.post('/NetworkDriver.GetCapabilities', (c) => {
-    const d = options.driver().description;
+    const d = options.route.description;
     return c.json({ Scope: d.capability.dataScope, ConnectivityScope: d.capability.connectivityScope, GwAllocChecker: d.gwAllocChecker });
   });
 
   const handle = async (method: Method, c: Context) => {
-    const driver = options.driver();
-    if (method === 'GwAllocCheck' && !driver.description.gwAllocChecker) {
-      return c.json({ Err: `driver ${driver.description.name} does not check gateway allocation` }, 404);
+    const { description } = options.route;
+    if (method === 'GwAllocCheck' && !description.gwAllocChecker) {
+      return c.json({ Err: `driver ${description.name} does not check gateway allocation` }, 404);
     }
     const started = performance.now();
     try {
       const req = parseRequest(method, await readJson(c));
-      const body = await (handlers[method] as Handler<Method>)(driver, req);
+      const nid = 'NetworkID' in req ? (req.NetworkID as string) : undefined;
+      const body = await options.route.call(method, nid, (driver) => (handlers[method] as Handler<Method>)(driver, req));
       logger.info({ method, ms: +(performance.now() - started).toFixed(2) }, 'call');
       return c.json(body, 200);
     } catch (e) {

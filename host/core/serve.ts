@@ -12,7 +12,10 @@ import { JcoEngine } from '../../runtime/engine/jco.ts';
 import { loadDriver } from '../../runtime/driver-loader.ts';
 import { RtNetlink } from '../../runtime/netlink/rtnetlink.ts';
 import { SqliteStateStore } from '../../runtime/store/sqlite.ts';
-import type { DriverPackage } from '../../runtime/grants.ts';
+import { readPackage, type DriverPackage } from '../../runtime/grants.ts';
+import { DriverRouter } from '../../runtime/registry/router.ts';
+import { installVersion } from '../../runtime/registry/versions.ts';
+import type { InstalledVersion } from '../../runtime/store/store.ts';
 import { createPluginApp } from './plugin-app.ts';
 import { createAdminApp } from './admin-app.ts';
 import { defaultLimits, type SandboxLimits } from '../../runtime/sandbox/process-sandbox.ts';
@@ -62,17 +65,25 @@ export async function serve(config: ServeConfig, state: SqliteStateStore, listen
     for (const c of closers.reverse()) await c();
   };
   try {
-    const driver = await loadDriver({
-      engine,
-      pkg: config.pkg,
-      state,
-      netlink,
-      logger,
-      host: { callTimeoutMs: config.callTimeoutMs },
-      isolation: config.isolation === 'process' ? { kind: 'process', cacheDir, limits: config.limits } : { kind: 'none' },
-    });
-    closers.push(() => driver.close());
-    const app = createPluginApp({ driver: () => driver, logger });
+    const load = async (v: InstalledVersion) =>
+      loadDriver({
+        engine,
+        pkg: await readPackage(v.component, v.manifest),
+        state,
+        netlink,
+        logger,
+        host: { callTimeoutMs: config.callTimeoutMs },
+        isolation: config.isolation === 'process' ? { kind: 'process', cacheDir, limits: config.limits } : { kind: 'none' },
+      });
+    // The version that serves: the one made active by an earlier upgrade, if any, else the package given.
+    const driverName = config.pkg.manifest.name;
+    const given = await installVersion(config.stateDir, state.versions, config.pkg);
+    const active = state.versions.active(driverName);
+    const initial = active ?? given;
+    if (active && active.digest !== given.digest) logger.info({ driver: driverName, version: active.version, digest: active.digest }, 'serving the version made active by an upgrade');
+    const router = await DriverRouter.start({ driver: driverName, state, load, logger }, initial);
+    closers.push(() => router.close());
+    const app = createPluginApp({ route: router, logger });
 
     const socketPath = join(config.socketDir, `${config.name}.sock`);
     await mkdir(config.socketDir, { recursive: true });
@@ -87,14 +98,14 @@ export async function serve(config: ServeConfig, state: SqliteStateStore, listen
 
     const adminPath = adminSocketPath(config.stateDir);
     await clearSocket(adminPath);
-    const closeAdmin = await listen(createAdminApp(state), adminPath);
+    const closeAdmin = await listen(createAdminApp(state, { stateDir: config.stateDir, routers: new Map([[driverName, router]]) }), adminPath);
     closers.push(async () => {
       await closeAdmin();
       await rm(adminPath, { force: true });
     });
     await chmod(adminPath, 0o600);
 
-    logger.info({ socket: socketPath, admin: adminPath, driver: driver.description.name }, 'serving');
+    logger.info({ socket: socketPath, admin: adminPath, driver: driverName, version: router.activeVersion.version }, 'serving');
     return { socketPath, adminSocketPath: adminPath, close: closeAll };
   } catch (e) {
     await closeAll();

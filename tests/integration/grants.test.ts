@@ -76,7 +76,7 @@ if (!existsSync(component)) {
       const list = JSON.parse(wasmnet('grants', 'wasmnet-bridge', '--json', '--state-dir', state).out) as { digest: string; manifest: unknown }[];
       assert.deepEqual(list.map((g) => g.digest), [digest]);
       // The grant holds the manifest as the host read it, defaults filled in.
-      assert.deepEqual(list[0]!.manifest, { ...original, capabilities: { ...original.capabilities, netlink: { parents: [], ...original.capabilities.netlink } } });
+      assert.deepEqual(list[0]!.manifest, { ...original, capabilities: { ...original.capabilities, netlink: { parents: [], vxlanPorts: [4789, 8472], ...original.capabilities.netlink } } });
       assert.match(wasmnet('grants', '--state-dir', state).out, /wasmnet-bridge 0\.1\.0 sha256:[0-9a-f]{64} granted .*\n {2}- log: \[write to the host log\]/);
     });
 
