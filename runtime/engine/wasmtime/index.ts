@@ -51,7 +51,7 @@ interface NativeEngine {
 }
 
 interface Addon {
-  NativeEngine: new (options?: { epochTickMs?: number }) => NativeEngine;
+  NativeEngine: new (options?: { epochTickMs?: number; optLevel?: string }) => NativeEngine;
 }
 
 let addon: Addon | undefined;
@@ -75,6 +75,8 @@ export interface WasmtimeEngineOptions {
   callTimeoutMs?: number;
   /** How often the epoch advances, in milliseconds: the granularity of deadlines (default 10). */
   epochTickMs?: number;
+  /** Cranelift's optimization level (default 'speed'); 'none' compiles faster and runs slower. */
+  optLevel?: 'speed' | 'none' | 'speed-and-size';
 }
 
 export interface WasmtimePrepared extends PreparedComponent {
@@ -140,7 +142,10 @@ export class WasmtimeEngine implements Engine {
     this.cacheDir = cacheDir;
     this.options = { memoryLimitBytes: options.memoryLimitBytes ?? options.memoryMaxBytes ?? 256 * 1024 * 1024, callTimeoutMs: options.callTimeoutMs ?? 30_000 };
     const { NativeEngine } = loadAddon();
-    this.native = new NativeEngine(options.epochTickMs === undefined ? {} : { epochTickMs: options.epochTickMs });
+    this.native = new NativeEngine({
+      ...(options.epochTickMs === undefined ? {} : { epochTickMs: options.epochTickMs }),
+      ...(options.optLevel === undefined ? {} : { optLevel: options.optLevel }),
+    });
   }
 
   /** The wasmtime crate version the addon was built with. */

@@ -420,6 +420,9 @@ unsafe fn error_payload(env: js::Env, exc: js::Value) -> js::R<Option<js::Value>
 pub struct EngineOptions {
     /// How often the epoch advances, in milliseconds (default 10).
     pub epoch_tick_ms: Option<u32>,
+    /// Cranelift's optimization level: "speed" (the default), "none" (compiles
+    /// faster, runs slower) or "speed-and-size". Part of the cache key.
+    pub opt_level: Option<String>,
 }
 
 #[napi]
@@ -440,10 +443,19 @@ fn wasm_err(e: wasmtime::Error) -> napi::Error {
 impl NativeEngine {
     #[napi(constructor)]
     pub fn new(options: Option<EngineOptions>) -> Result<Self> {
-        let tick_ms = options.and_then(|o| o.epoch_tick_ms).unwrap_or(10).max(1);
+        let (tick_ms, opt_level) = match options {
+            Some(o) => (o.epoch_tick_ms.unwrap_or(10).max(1), o.opt_level),
+            None => (10, None),
+        };
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        config.cranelift_opt_level(match opt_level.as_deref() {
+            None | Some("speed") => wasmtime::OptLevel::Speed,
+            Some("none") => wasmtime::OptLevel::None,
+            Some("speed-and-size") => wasmtime::OptLevel::SpeedAndSize,
+            Some(other) => return Err(napi_err(format!("unknown optimization level {other:?} (speed, none, speed-and-size)"))),
+        });
         let engine = Engine::new(&config).map_err(wasm_err)?;
         // The ticker ends when the engine is gone.
         let weak = engine.weak();
