@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { adminSocketPath, bundledBridge, serve, stateDbPath, type UnixListener } from '../core/serve.ts';
 import { adminRequest } from './admin-client.ts';
+import { installVersion } from '../../runtime/registry/versions.ts';
 import { defaultLimits } from '../../runtime/sandbox/process-sandbox.ts';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
 import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
@@ -131,7 +132,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
 
   program
     .command('install')
-    .description('review what a driver asks for and grant it, like `docker plugin install`')
+    .description('review what a driver asks for, grant it, like `docker plugin install`, and install it beside the other versions')
     .argument('<file>', 'driver component (.wasm)')
     .option('--manifest <file>', 'the driver manifest, if not beside the component')
     .option('--grant-all', 'grant without asking (for scripts)', false)
@@ -140,11 +141,11 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       const state = openState(opts.stateDir);
       try {
         const pkg = await readPackage(file, opts.manifest);
-        if (isGranted(state, pkg)) {
-          console.log(`${pkg.manifest.name} ${pkg.manifest.version} (${pkg.digest}) is already granted.`);
-          return;
-        }
-        await grantInteractively(state, pkg, opts.grantAll);
+        if (isGranted(state, pkg)) console.log(`${pkg.manifest.name} ${pkg.manifest.version} (${pkg.digest}) is already granted.`);
+        else await grantInteractively(state, pkg, opts.grantAll);
+        // Installed side by side with the other versions; `wasmnet upgrade` makes it active.
+        const v = await installVersion(opts.stateDir, state.versions, pkg);
+        console.log(`Installed ${v.driver} ${v.version} (${v.digest}).`);
       } finally {
         state.close();
       }

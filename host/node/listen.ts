@@ -17,6 +17,11 @@ export const listenUnix: UnixListener = (app, socketPath) =>
       req.headers.host = pluginHost;
       return handle(req, res);
     });
+    // dockerd keeps idle connections for 30 s (IdleConnTimeout) and does not
+    // retry a POST whose connection the server closed under it, so the host
+    // keeps idle connections longer than that: the client always closes first.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     server.once('error', reject);
     server.listen(socketPath, () => {
       server.off('error', reject);

@@ -40,9 +40,10 @@ export async function callOk(socketPath: string, method: string, body?: unknown)
 }
 
 /** A plain HTTP request on a unix socket (the admin API). */
-export function requestJson(socketPath: string, method: string, path: string): Promise<{ status: number; json: unknown }> {
+export function requestJson(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const payload = body === undefined ? '' : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method, timeout: 30_000 }, (res) => {
+    const req = http.request({ socketPath, path, method, timeout: 120_000, headers: { 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
@@ -56,6 +57,6 @@ export function requestJson(socketPath: string, method: string, path: string): P
     });
     req.on('timeout', () => req.destroy(new Error(`${path}: no reply`)));
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
