@@ -9,11 +9,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
-import { WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
+import { REPO_ROOT, WasmnetHost, cliCommand, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.201.0.0/24';
 const GATEWAY = '10.201.0.1';
@@ -51,7 +52,7 @@ if (reason) {
     const plugin = uniquePluginName('wasmnet-e2e');
     const bridge = `${LINK_PREFIX}br${hex}`; // at most 15 characters
     const net = `e2e-net-${hex}`;
-    const containers = ['e2e-a', 'e2e-b', 'e2e-c'];
+    const containers = ['e2e-a', 'e2e-b', 'e2e-c', 'e2e-d'];
     const runtime = defaultRuntime();
     let d: Dockerd | undefined;
     let host: WasmnetHost | undefined;
@@ -169,6 +170,29 @@ if (reason) {
       await assertPing('e2e-c', 'e2e-a');
       await assertPing('e2e-a', 'e2e-c');
       await assertPing('e2e-c', 'e2e-b');
+    });
+
+    test('hot-swap: after an upgrade with containers running, they keep connectivity and a new container is served by the new version', { timeout: 240_000 }, async () => {
+      assert.ok(d && host && networkCreated, 'network was not created');
+      const v2 = join(REPO_ROOT, 'drivers-wasm/testing/bridge-v2/build/bridge-v2.wasm');
+      const cmd = cliCommand(runtime, ['upgrade', 'wasmnet-bridge', v2, '--grant-all', '--state-dir', host.stateDir]);
+      const up = spawnSync(cmd.file, cmd.args, { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(up.status, 0, `${up.stdout}${up.stderr}\n${diagnostics()}`);
+      assert.match(up.stdout, /wasmnet-bridge: 0\.1\.0 -> 0\.2\.0/);
+      // Containers started before the swap still talk.
+      await assertPing('e2e-a', 'e2e-b');
+      await assertPing('e2e-c', 'e2e-a');
+      // A container started after it gets its interface from 0.2.0 (the audit log says which version made its veth).
+      await d.dockerWith({ timeoutMs: 90_000 }, 'run', '-d', '--network', net, '--name', 'e2e-d', BUSYBOX_IMAGE, 'sleep', '300');
+      await assertAddressAndRoute('e2e-d');
+      await assertPing('e2e-d', 'e2e-a');
+      const audit = spawnSync(...((c) => [c.file, c.args] as const)(cliCommand(runtime, ['audit', '--json', '--op', 'create-veth', '--state-dir', host.stateDir])), { encoding: 'utf8' });
+      const veths = JSON.parse(audit.stdout) as { version: string; allowed: boolean }[];
+      assert.equal(veths[0]?.version, '0.2.0', JSON.stringify(veths));
+      assert.ok(veths.slice(1).every((e) => e.version === '0.1.0'), 'the earlier containers were made by 0.1.0');
+      // A container made under 0.1.0 stops cleanly under 0.2.0, its veth gone.
+      await d.dockerWith({ timeoutMs: 90_000 }, 'rm', '-f', 'e2e-b');
+      await assertPing('e2e-d', 'e2e-c');
     });
 
     test('removing containers and the network leaves no link of the driver behind', { timeout: 180_000 }, async () => {
