@@ -675,14 +675,21 @@ impl NativeComponent {
             }
         })?;
         let mut funcs = Vec::with_capacity(linked.export_funcs.len());
+        let mut sigs = Vec::with_capacity(linked.export_funcs.len());
         for (iface, fname) in &linked.export_funcs {
             let iidx = instance.get_export_index(&mut store, None, iface).ok_or_else(|| napi_err(format!("export {iface} missing")))?;
             let fidx = instance.get_export_index(&mut store, Some(&iidx), fname).ok_or_else(|| napi_err(format!("export {iface}#{fname} missing")))?;
             let func = instance.get_func(&mut store, &fidx).ok_or_else(|| napi_err(format!("export {iface}#{fname} is not a function")))?;
+            let fty = func.ty(&store);
+            sigs.push(Sig {
+                param_names: fty.params().map(|(n, _)| n.to_string()).collect(),
+                params: fty.params().map(|(_, t)| t).collect(),
+                result: fty.results().next(),
+            });
             funcs.push(func);
         }
         Ok(NativeInstance {
-            inner: RefCell::new(Some(InstanceState { store, _instance: instance, funcs, poisoned: None, linked })),
+            inner: RefCell::new(Some(InstanceState { store, _instance: instance, funcs, sigs, poisoned: None, linked })),
             tick_ms: self.tick_ms,
             limit,
         })
@@ -692,10 +699,18 @@ impl NativeComponent {
 // ---------------------------------------------------------------------------
 // Instance
 
+/// An exported function's signature, read once at instantiation.
+struct Sig {
+    param_names: Vec<String>,
+    params: Vec<Type>,
+    result: Option<Type>,
+}
+
 struct InstanceState {
     store: Store<Data>,
     _instance: Instance,
     funcs: Vec<Func>,
+    sigs: Vec<Sig>,
     poisoned: Option<String>,
     linked: Arc<Linked>,
 }
@@ -741,12 +756,11 @@ impl NativeInstance {
             let Some(func) = state.funcs.get(index as usize).copied() else {
                 return failure(env, "ERR_WASM_NO_SUCH_EXPORT", &format!("no exported function {index}"));
             };
-            let (iface, fname) = state.linked.export_funcs[index as usize].clone();
+            let (iface, fname) = &state.linked.export_funcs[index as usize];
+            let sig = &state.sigs[index as usize];
+            let (param_names, param_types, result_type) = (&sig.param_names, &sig.params, &sig.result);
             let store = &mut state.store;
             store.data_mut().env = env;
-            let fty = func.ty(&*store);
-            let param_types: Vec<Type> = fty.params().map(|(_, t)| t).collect();
-            let result_type: Option<Type> = fty.results().next();
             // Arguments.
             if !js::is_array(env, args.0) {
                 return outcome(env, 4, js::string(env, "arguments must be an array").unwrap_or(js::undefined(env)));
@@ -759,9 +773,9 @@ impl NativeInstance {
             let mut params = Vec::with_capacity(param_types.len());
             {
                 let mut cx = store.as_context_mut();
-                for (i, (name, t)) in fty.params().enumerate() {
+                for (i, (name, t)) in param_names.iter().zip(param_types.iter()).enumerate() {
                     let v = js::get_element(env, args.0, i as u32).unwrap_or(js::undefined(env));
-                    match convert::from_js(env, &mut cx, v, &t) {
+                    match convert::from_js(env, &mut cx, v, t) {
                         Ok(val) => params.push(val),
                         Err(f) => {
                             release_borrows(&mut cx);
@@ -773,7 +787,7 @@ impl NativeInstance {
                     }
                 }
             }
-            let mut results = vec![Val::Bool(false); fty.results().len()];
+            let mut results = vec![Val::Bool(false); usize::from(result_type.is_some())];
             store.set_epoch_deadline(ticks(timeout_ms, self.tick_ms));
             store.data_mut().limiter.hit = None;
             let r = func.call(&mut *store, &params, &mut results);
@@ -781,7 +795,7 @@ impl NativeInstance {
             match r {
                 Ok(()) => {
                     let mut cx = store.as_context_mut();
-                    let converted = match (results.pop(), &result_type) {
+                    let converted = match (results.pop(), result_type) {
                         (None, _) | (_, None) => Ok((0, js::undefined(env))),
                         (Some(Val::Result(Ok(v))), Some(Type::Result(rt))) => match (v, rt.ok()) {
                             (Some(v), Some(t)) => convert::to_js(env, &mut cx, *v, &t).map(|x| (0, x)),
