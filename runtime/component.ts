@@ -6,6 +6,19 @@
  * anything but whole named interfaces (a bare function, an inline interface)
  * is refused: the host offers nothing of the kind.
  */
+/** Worlds already read, by digest: reading one means parsing the whole component. */
+const worlds = new Map<string, { imports: string[]; exports: string[] }>();
+
+/** componentWorld, remembered by digest (switching back to a version costs nothing). */
+export async function componentWorldOf(bytes: Uint8Array, digest: string): Promise<{ imports: string[]; exports: string[] }> {
+  let w = worlds.get(digest);
+  if (!w) {
+    w = await componentWorld(bytes);
+    worlds.set(digest, w);
+  }
+  return { imports: [...w.imports], exports: [...w.exports] };
+}
+
 export async function componentWorld(bytes: Uint8Array): Promise<{ imports: string[]; exports: string[] }> {
   const { componentWit } = await import('@bytecodealliance/jco-transpile/wasm-tools');
   let wit: string;

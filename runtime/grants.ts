@@ -5,7 +5,7 @@
 // or a wider manifest, needs a new grant.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { componentWorld, digestOf } from './component.ts';
+import { componentWorldOf, digestOf } from './component.ts';
 import { checkImports, describePrivileges, type Manifest, ManifestError, parseManifest } from './manifest.ts';
 import type { Grant, GrantStore } from './store/store.ts';
 
@@ -37,9 +37,10 @@ export async function readPackage(component: string, manifestPath = manifestPath
     throw new ManifestError(`${manifestPath}: not JSON`);
   }
   const manifest = parseManifest(json, manifestPath);
-  const world = await componentWorld(bytes);
+  const digest = await digestOf(bytes);
+  const world = await componentWorldOf(bytes, digest);
   checkImports(world.imports, manifest);
-  return { component, bytes, digest: await digestOf(bytes), manifest, ...world };
+  return { component, bytes, digest, manifest, ...world };
 }
 
 /** The text shown before granting. */
