@@ -190,6 +190,8 @@ interface run {
   spin: func();
   grow: func(pages: u32) -> u32;
   add: func(a: u32, b: u32) -> u32;
+  oob: func() -> u32;
+  recurse: func(n: u32) -> u32;
 }
 world limits {
   export run;
@@ -209,7 +211,11 @@ const limitsWat = `(module
         (br $l)))
     (memory.size))
   (func (export "test:limits/run@0.1.0#add") (param i32 i32) (result i32)
-    (i32.add (local.get 0) (local.get 1))))
+    (i32.add (local.get 0) (local.get 1)))
+  (func (export "test:limits/run@0.1.0#oob") (result i32)
+    (i32.load (i32.const 0xfffffff0)))
+  (func $recurse (export "test:limits/run@0.1.0#recurse") (param i32) (result i32)
+    (i32.add (i32.const 1) (call $recurse (local.get 0)))))
 `;
 
 async function limitsComponent(): Promise<Uint8Array> {
@@ -220,7 +226,7 @@ async function limitsComponent(): Promise<Uint8Array> {
 }
 
 interface LimitsExports {
-  run: { spin(): void; grow(pages: number): number; add(a: number, b: number): number };
+  run: { spin(): void; grow(pages: number): number; add(a: number, b: number): number; oob(): number; recurse(n: number): number };
 }
 
 // --- tests ---------------------------------------------------------------------
@@ -487,6 +493,27 @@ if (missing) {
       assert.deepEqual(second.stats, { compiled: 1, loadedFromCache: 0 });
       const third = new WasmtimeEngine(cacheDir);
       assert.equal(((await third.prepare({ bytes, digest })) as WasmtimePrepared).origin, 'cache');
+    });
+
+    test('out-of-bounds access and stack exhaustion trap the instance, not the process; jco still works beside it', async () => {
+      const engine = new WasmtimeEngine(cacheDir);
+      const p = await engine.prepare({ bytes, digest });
+      const trap = (f: () => unknown, what: RegExp) =>
+        assert.throws(f, (e) => e instanceof WasmEngineError && e.code === 'ERR_WASM_TRAP' && what.test(e.message));
+      // The signal handlers of wasmtime and of V8 (which runs jco's wasm) share the process.
+      const a = (await engine.instantiate(p, {} as DriverImports)) as WasmtimeInstance;
+      trap(() => (a.exports as unknown as LimitsExports).run.oob(), /out of bounds/);
+      const b = (await engine.instantiate(p, {} as DriverImports)) as WasmtimeInstance;
+      trap(() => (b.exports as unknown as LimitsExports).run.recurse(1), /stack/);
+      const { JcoEngine } = await import('../jco.ts');
+      const jco = new JcoEngine(join(cacheDir, 'jco'));
+      const j = await jco.instantiate(await jco.prepare({ bytes, digest }), {} as DriverImports);
+      const jrun = (j.exports as unknown as LimitsExports).run;
+      assert.equal(jrun.add(1, 2), 3);
+      assert.throws(() => jrun.oob(), WebAssembly.RuntimeError);
+      const c = (await engine.instantiate(p, {} as DriverImports)) as WasmtimeInstance;
+      trap(() => (c.exports as unknown as LimitsExports).run.oob(), /out of bounds/);
+      assert.equal(((await engine.instantiate(p, {} as DriverImports)).exports as unknown as LimitsExports).run.add(2, 2), 4);
     });
 
     test('a memory bomb is stopped at the memory cap without harm to the process', async () => {
