@@ -3,7 +3,7 @@
 // gets borrows of them for one call; every value it sets is validated here,
 // since the driver is not trusted, and what it set is read back by the host
 // to build dockerd's response.
-import ipaddr from 'ipaddr.js';
+import { type Addr, parseCidr as parseStrictCidr, parseIp as parseStrictIp } from './addresses.ts';
 import type { IpamData, ObjectType, RouteType } from './contract.ts';
 import { DriverCallError } from './contract.ts';
 
@@ -15,18 +15,12 @@ function invalid(message: string): never {
   throw new DriverCallError('invalid-parameter', message);
 }
 
-export function parseCidr(text: string, what: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
-  if (typeof text !== 'string' || text.length > 64) invalid(`${what}: not a CIDR`);
-  try {
-    return ipaddr.parseCIDR(text);
-  } catch {
-    return invalid(`${what}: ${JSON.stringify(text)} is not a CIDR such as 10.0.0.2/24`);
-  }
+export function parseCidr(text: string, what: string): [Addr, number] {
+  return parseStrictCidr(text) ?? invalid(`${what}: ${JSON.stringify(typeof text === 'string' ? text.slice(0, 64) : text)} is not a CIDR such as 10.0.0.2/24`);
 }
 
 function parseIp(text: string, kind: 'ipv4' | 'ipv6', what: string): string {
-  if (typeof text !== 'string' || text.length > 64 || !ipaddr.isValid(text)) invalid(`${what}: ${JSON.stringify(text)} is not an IP address`);
-  const ip = ipaddr.parse(text);
+  const ip = parseStrictIp(text) ?? invalid(`${what}: ${JSON.stringify(typeof text === 'string' ? text.slice(0, 64) : text)} is not an IP address`);
   if (ip.kind() !== kind) invalid(`${what}: ${text} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
   return ip.toString();
 }

@@ -4,6 +4,7 @@
 // per-call deadline (dockerd has none) and turns a driver's err(driver-error)
 // or a trap into DriverCallError.
 import ipaddr from 'ipaddr.js';
+import { parseCidr } from './addresses.ts';
 import { CONTRACT_VERSION, DriverCallError, type IpamData, type Options, type SkipGwAlloc, type StringMap, type Capability } from './contract.ts';
 import { type EndpointInterface, InterfaceInfo, JoinInfo, type InterfaceNames, type StaticRoute } from './callbacks.ts';
 import type { PreparedComponent } from './engine/engine.ts';
@@ -120,6 +121,8 @@ export class DriverHost {
   async createNetwork(nid: string, options: Options, ipv4: IpamData[], ipv6: IpamData[]): Promise<void> {
     // The pools are in scope during the call, so the driver can put the gateway address on its bridge.
     const scopes = this.options.scopes;
+    // What was in scope before, put back as it was if the driver refuses (a duplicate create must not clear a live network).
+    const before = scopes?.store.networkPools(scopes.driver, nid) ?? [];
     scopes?.store.setPools(scopes.driver, nid, poolsOf([...ipv4, ...ipv6]));
     try {
       await this.run('create-network', {
@@ -129,7 +132,7 @@ export class DriverHost {
         callback: { at: 3, spec: { kind: 'network-info' } },
       });
     } catch (e) {
-      scopes?.store.removeNetwork(scopes.driver, nid);
+      scopes?.store.setPools(scopes.driver, nid, before);
       throw e;
     }
   }
@@ -166,6 +169,7 @@ export class DriverHost {
 
   async join(nid: string, eid: string, sandboxKey: string, endpointOptions: Options, sandboxOptions: Options): Promise<JoinResult> {
     const scopes = this.options.scopes;
+    const before = scopes?.store.sandboxOf(scopes.driver, nid, eid);
     scopes?.store.addSandbox(scopes.driver, nid, eid, sandboxKey);
     try {
       const r = await this.run('join', {
@@ -176,7 +180,9 @@ export class DriverHost {
       });
       return replayJoinInfo(r.callback);
     } catch (e) {
-      scopes?.store.removeSandbox(scopes.driver, nid, eid);
+      // A refused second join leaves the live join in scope.
+      if (scopes && before !== undefined) scopes.store.addSandbox(scopes.driver, nid, eid, before);
+      else scopes?.store.removeSandbox(scopes.driver, nid, eid);
       throw e;
     }
   }
@@ -266,7 +272,9 @@ function poolsOf(data: IpamData[]): string[] {
   for (const d of data) {
     const cidr = d.pool ?? d.gateway;
     if (!cidr) continue;
-    const [ip, len] = ipaddr.parseCIDR(cidr);
+    const parsed = parseCidr(cidr);
+    if (!parsed) continue;
+    const [ip, len] = parsed;
     const bytes = ip.toByteArray();
     for (let i = 0; i < bytes.length; i++) {
       const keep = Math.max(0, Math.min(8, len - i * 8));

@@ -5,6 +5,7 @@
 // dockerd gave its networks, and the namespaces of the sandboxes dockerd
 // joined to it. Nothing else.
 import ipaddr from 'ipaddr.js';
+import { type Addr, parseCidr as parseStrictCidr, parseIp as parseStrictIp } from '../addresses.ts';
 import type { NetlinkGrant } from '../manifest.ts';
 import type { DriverScopes, LinkLedger } from '../store/store.ts';
 
@@ -44,38 +45,17 @@ export class TokenBucket {
   }
 }
 
-type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 
-// The family is chosen by the text (':' means IPv6) rather than by trying
-// one parser after the other: this runs on every privileged call.
 function parseIp(text: string, what: string): Addr {
-  try {
-    if (typeof text !== 'string') throw new Error();
-    if (text.includes(':')) {
-      if (text.includes('%')) throw new Error();
-      return ipaddr.IPv6.parse(text);
-    }
-    // Only the dotted-quad form: ipaddr would also read 012.1.1.1 or 167772161.
-    if (!ipaddr.IPv4.isValidFourPartDecimal(text)) throw new Error();
-    return ipaddr.IPv4.parse(text);
-  } catch {
-    throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not an IP address`);
-  }
+  const ip = parseStrictIp(text);
+  if (!ip) throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not an IP address`);
+  return ip;
 }
 
 function parseCidr(text: string, what: string): [Addr, number] {
-  const slash = typeof text === 'string' ? text.indexOf('/') : -1;
-  const len = slash < 0 ? NaN : Number(text.slice(slash + 1));
-  const notCidr = () => new PolicyDenied(`${what}: ${JSON.stringify(text)} is not a CIDR`);
-  if (slash < 0 || !/^\d{1,3}$/.test(text.slice(slash + 1))) throw notCidr();
-  let ip: Addr;
-  try {
-    ip = parseIp(text.slice(0, slash), what);
-  } catch {
-    throw notCidr();
-  }
-  if (len > (ip.kind() === 'ipv4' ? 32 : 128)) throw notCidr();
-  return [ip, len];
+  const cidr = parseStrictCidr(text);
+  if (!cidr) throw new PolicyDenied(`${what}: ${JSON.stringify(text)} is not a CIDR`);
+  return cidr;
 }
 
 export class NetlinkPolicy {

@@ -215,6 +215,8 @@ function driverScopes(db: DatabaseSync): DriverScopes {
   const delSandbox = db.prepare('DELETE FROM sandboxes WHERE driver = ? AND nid = ? AND eid = ?');
   const delNetSandboxes = db.prepare('DELETE FROM sandboxes WHERE driver = ? AND nid = ?');
   const hasSandbox = db.prepare('SELECT 1 FROM sandboxes WHERE driver = ? AND key = ?');
+  const netPools = db.prepare('SELECT cidr FROM network_pools WHERE driver = ? AND nid = ? ORDER BY cidr');
+  const sandboxOf = db.prepare('SELECT key FROM sandboxes WHERE driver = ? AND nid = ? AND eid = ?');
   // Pools are read on every address or route call: kept in memory, written through.
   const poolCache = new Map<string, string[]>();
   return {
@@ -245,6 +247,8 @@ function driverScopes(db: DatabaseSync): DriverScopes {
       }
       return cached;
     },
+    networkPools: (driver, nid) => (netPools.all(driver, nid) as { cidr: string }[]).map((r) => r.cidr),
+    sandboxOf: (driver, nid, eid) => (sandboxOf.get(driver, nid, eid) as { key: string } | undefined)?.key,
     addSandbox: (driver, nid, eid, key) => void addSandbox.run(driver, nid, eid, key),
     removeSandbox: (driver, nid, eid) => void delSandbox.run(driver, nid, eid),
     hasSandbox: (driver, key) => hasSandbox.get(driver, key) !== undefined,

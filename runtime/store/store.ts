@@ -75,6 +75,10 @@ export interface LinkLedger {
  */
 export interface DriverScopes {
   setPools(driver: string, nid: string, cidrs: string[]): void;
+  /** The pools recorded for one network (empty if none). */
+  networkPools(driver: string, nid: string): string[];
+  /** The sandbox key recorded for one endpoint's join, if any. */
+  sandboxOf(driver: string, nid: string, eid: string): string | undefined;
   removeNetwork(driver: string, nid: string): void;
   pools(driver: string): string[];
   addSandbox(driver: string, nid: string, eid: string, key: string): void;

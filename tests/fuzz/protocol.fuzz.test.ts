@@ -730,9 +730,7 @@ class Model {
     switch (o.op) {
       case 'CreateNetwork':
         if (this.networks.has(nid)) {
-          // DriverHost.createNetwork set the new pools, then, on the driver's refusal, forgot the network's scopes
-          // (pools and sandboxes) although the driver keeps the network: see the FINDING test below.
-          this.forgetScopes(nid);
+          // The driver refuses; the scopes of the network it keeps are left as they were.
           return err(/^create-network: network \w+ already exists$/);
         }
         this.networks.set(nid, poolOf(o.pool));
@@ -775,8 +773,7 @@ class Model {
           return err(/^join: endpoint \w+ not found$/);
         }
         if (this.joins.has(k)) {
-          // DriverHost.join replaced the sandbox key, then removed it on the refusal: the live join loses its scope (FINDING below).
-          this.sandboxes.delete(k);
+          // The driver refuses; the live join keeps its sandbox in scope.
           return err(/^join: endpoint \w+ is already joined$/);
         }
         this.joins.set(k, sandboxKeyOf(o.key));
@@ -904,10 +901,10 @@ describe('out-of-order sequences of well-formed requests', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Findings, written as the behaviour that is wanted; `todo` until fixed.
+// Findings of the fuzzer, kept as tests of the fixed behaviour.
 
-describe('FINDINGS (todo until fixed)', () => {
-  test('a refused duplicate CreateNetwork leaves the scopes of the existing network alone', { todo: 'runtime/driver-host.ts createNetwork overwrites the pools, then removeNetwork() on the refusal' }, async () => {
+describe('findings, fixed', () => {
+  test('a refused duplicate CreateNetwork leaves the scopes of the existing network alone', async () => {
     const w = await makeWorld();
     try {
       await populate(w);
@@ -920,7 +917,7 @@ describe('FINDINGS (todo until fixed)', () => {
     }
   });
 
-  test('a refused second Join of a joined endpoint leaves the live join in scope', { todo: 'runtime/driver-host.ts join replaces the sandbox, then removeSandbox() on the refusal' }, async () => {
+  test('a refused second Join of a joined endpoint leaves the live join in scope', async () => {
     const w = await makeWorld();
     try {
       await populate(w);
@@ -948,7 +945,7 @@ describe('FINDINGS (todo until fixed)', () => {
     }
   }
 
-  test('a JSON list where an object is expected is refused', { todo: "host/core/schemas.ts: valibot's object() and record() take a list for an object" }, async () => {
+  test('a JSON list where an object is expected is refused', async () => {
     const nid = (i: number) => String(i).repeat(64);
     assert.deepEqual(
       await notRefused([
@@ -964,7 +961,7 @@ describe('FINDINGS (todo until fixed)', () => {
     );
   });
 
-  test('CIDRs that Go would never print (and net.ParseCIDR refuses) are refused', { todo: 'host/core/schemas.ts: ipaddr.parseCIDR takes hex, octal-looking, short and zoned forms' }, async () => {
+  test('CIDRs that Go would never print (and net.ParseCIDR refuses) are refused', async () => {
     const pools = ['0x0a.0.0.0/8', '010.0.0.0/8', '10/8', '10.1/16', 'fe80::1%eth0/64'];
     assert.deepEqual(await notRefused(pools.map((pool, i) => ['CreateNetwork', JSON.stringify({ NetworkID: String(i + 3).repeat(64), IPv4Data: [{ Pool: pool }] })] as const)), []);
   });
