@@ -7,6 +7,8 @@ import { CONTRACT_VERSION, type DriverImports } from './contract.ts';
 import { DriverHost, type DriverHostOptions } from './driver-host.ts';
 import { InProcessInvoker, type Invoker } from './invoker.ts';
 import { type HostImports, ProcessSandbox, type SandboxLimits } from './sandbox/process-sandbox.ts';
+import { SandboxPool } from './sandbox/pool.ts';
+import type { NetlinkWorkers } from './netlink/workers.ts';
 import type { Engine } from './engine/engine.ts';
 import { logImport } from './broker/log.ts';
 import { storeImport } from './broker/store.ts';
@@ -27,7 +29,17 @@ export interface LoadDriverOptions {
    * Where the driver runs: in a sandbox process of its own (the default for
    * serving), or in this thread (`none`: for tests of the host alone).
    */
-  isolation?: { kind: 'process'; cacheDir: string; limits?: Partial<SandboxLimits> } | { kind: 'none' };
+  isolation?:
+    | {
+        kind: 'process';
+        cacheDir: string;
+        limits?: Partial<SandboxLimits>;
+        /** Sandbox processes per version (calls on different endpoints run side by side). */
+        instances?: number;
+        /** Netlink operations off the host's thread. */
+        workers?: NetlinkWorkers;
+      }
+    | { kind: 'none' };
 }
 
 export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
@@ -44,20 +56,23 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
   };
   if (caps.log) offered[witName('log')] = logImport(logger);
   if (caps.store) offered[witName('store')] = storeImport(state.forDriver(who.driver));
+  const isolation = opts.isolation ?? { kind: 'none' };
   if (caps.netlink) {
-    offered[witName('netlink')] = netlinkImport({ backend: opts.netlink, grant: caps.netlink, who, ledger: state.ledger, scopes: state.scopes, audit: state.audit, logger });
+    // A driver in the host's own thread needs synchronous answers; one in a sandbox waits for them anyway.
+    const workers = isolation.kind === 'process' ? isolation.workers : undefined;
+    offered[witName('netlink')] = netlinkImport({ backend: opts.netlink, workers, grant: caps.netlink, who, ledger: state.ledger, scopes: state.scopes, audit: state.audit, logger });
   }
   const missing = pkg.imports.filter((i) => !(i in offered));
   if (missing.length > 0) throw new Error(`driver "${who.driver}" imports ${missing.join(', ')}, which was not granted`);
 
   const prepared = await opts.engine.prepare({ bytes: pkg.bytes, digest: pkg.digest });
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
-  const isolation = opts.isolation ?? { kind: 'none' };
   let invoker: Invoker;
   if (isolation.kind === 'process') {
-    const sandbox = new ProcessSandbox({ driver: who.driver, prepared, cacheDir: isolation.cacheDir, imports: imports as unknown as HostImports, logger, limits: isolation.limits });
-    await sandbox.start();
-    invoker = sandbox;
+    const make = () => new ProcessSandbox({ driver: who.driver, prepared, cacheDir: isolation.cacheDir, imports: imports as unknown as HostImports, logger, limits: isolation.limits });
+    const pool = new SandboxPool(Array.from({ length: Math.max(1, isolation.instances ?? 1) }, make));
+    await pool.start();
+    invoker = pool;
   } else {
     invoker = new InProcessInvoker(await opts.engine.instantiate(prepared, imports));
   }

@@ -85,6 +85,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .option('--heap-max <MiB>', "cap on the JavaScript heap of the driver's sandbox process", positiveInt(16_384), defaultLimits.heapMaxMb)
     .option('--max-return <KiB>', 'largest value a driver call may return', positiveInt(1024 * 1024), defaultLimits.maxReturnBytes / 1024)
     .option('--max-queued-calls <n>', 'calls waiting for the driver beyond which new calls are refused', positiveInt(100_000), defaultLimits.maxQueuedCalls)
+    .option('--instances <n>', 'sandbox processes per driver version: calls on different endpoints run side by side', positiveInt(64), 2)
     .addOption(new Option('--isolation <kind>', 'run the driver in a sandbox process, or in the host itself (none: for debugging only)').choices(['process', 'none']).default('process'))
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: {
@@ -99,6 +100,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       heapMax: number;
       maxReturn: number;
       maxQueuedCalls: number;
+      instances: number;
       isolation: 'process' | 'none';
       logLevel: string;
     }) => {
@@ -111,7 +113,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
         if (!isGranted(state, pkg)) await grantInteractively(state, pkg, opts.grantAll);
         const limits = { memoryMaxBytes: opts.memoryMax * 1024 * 1024, heapMaxMb: opts.heapMax, maxReturnBytes: opts.maxReturn * 1024, maxQueuedCalls: opts.maxQueuedCalls };
         running = await serve(
-          { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, isolation: opts.isolation, limits, logger },
+          { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, isolation: opts.isolation, limits, instances: opts.instances, logger },
           state,
           listen,
         );

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { JcoEngine } from '../../runtime/engine/jco.ts';
 import { loadDriver } from '../../runtime/driver-loader.ts';
 import { RtNetlink } from '../../runtime/netlink/rtnetlink.ts';
+import { NetlinkWorkers } from '../../runtime/netlink/workers.ts';
 import { SqliteStateStore } from '../../runtime/store/sqlite.ts';
 import { readPackage, type DriverPackage } from '../../runtime/grants.ts';
 import { DriverRouter } from '../../runtime/registry/router.ts';
@@ -33,6 +34,8 @@ export interface ServeConfig {
   /** Run the driver in a sandbox process (default) or in the host's thread. */
   isolation: 'process' | 'none';
   limits?: Partial<SandboxLimits>;
+  /** Sandbox processes per driver version. */
+  instances: number;
   logger: Logger;
 }
 
@@ -60,7 +63,9 @@ export async function serve(config: ServeConfig, state: SqliteStateStore, listen
   const netlink = new RtNetlink();
   const cacheDir = join(config.stateDir, 'cache', 'jco');
   const engine = new JcoEngine(cacheDir, { memoryMaxBytes: config.limits?.memoryMaxBytes ?? defaultLimits.memoryMaxBytes });
-  const closers: (() => Promise<void> | void)[] = [() => netlink.close()];
+  // Netlink operations of sandboxed drivers run on worker threads, so a slow one blocks nothing else.
+  const workers = config.isolation === 'process' ? new NetlinkWorkers(Math.max(2, config.instances * 2)) : undefined;
+  const closers: (() => Promise<void> | void)[] = [() => netlink.close(), () => workers?.close()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c();
   };
@@ -73,7 +78,7 @@ export async function serve(config: ServeConfig, state: SqliteStateStore, listen
         netlink,
         logger,
         host: { callTimeoutMs: config.callTimeoutMs },
-        isolation: config.isolation === 'process' ? { kind: 'process', cacheDir, limits: config.limits } : { kind: 'none' },
+        isolation: config.isolation === 'process' ? { kind: 'process', cacheDir, limits: config.limits, instances: config.instances, workers } : { kind: 'none' },
       });
     // The version that serves: the one made active by an earlier upgrade, if any, else the package given.
     const driverName = config.pkg.manifest.name;

@@ -36,11 +36,7 @@ export function auditedCall(audit: AuditLog, who: CallerIdentity, logger: Logger
       logger.warn({ op, args, denied: message }, 'netlink call denied');
       throw witError({ tag: denied, val: `${op}: ${message}` });
     }
-    try {
-      const result = run();
-      record(true);
-      return result;
-    } catch (e) {
+    const failed = (e: unknown): never => {
       if (e instanceof NetlinkError) {
         record(true, { errno: e.errno, error: e.message });
         throw witError({ tag: 'kernel', val: { code: e.errno, name: e.code, message: `${op}: ${e.message}` } });
@@ -48,6 +44,24 @@ export function auditedCall(audit: AuditLog, who: CallerIdentity, logger: Logger
       const message = e instanceof Error ? e.message : String(e);
       record(true, { error: message });
       throw witError({ tag: 'invalid', val: `${op}: ${message}` });
+    };
+    let result: T;
+    try {
+      result = run();
+    } catch (e) {
+      return failed(e);
     }
+    // Operations on the netlink workers answer later; the record waits for the outcome.
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => {
+          record(true);
+          return r;
+        },
+        failed,
+      ) as T;
+    }
+    record(true);
+    return result;
   };
 }

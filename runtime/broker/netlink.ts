@@ -10,13 +10,21 @@ import type { NetlinkGrant } from '../manifest.ts';
 import type * as Wit from '../gen/interfaces/wasmnet-host-netlink.js';
 import { NetlinkPolicy } from './policy.ts';
 import { auditedCall, type CallerIdentity } from './audit.ts';
+import type { NetlinkWorkers } from '../netlink/workers.ts';
 
 function toWitLink(l: LinkInfo): Wit.Link {
   return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
 }
 
 export interface NetlinkBrokerDeps {
+  /** Answers the policy's look-ups, and runs operations when there are no workers. */
   backend: NetlinkBackend;
+  /**
+   * Runs operations off the host's thread (a driver in a sandbox process waits
+   * for its answer anyway); without them, operations are synchronous, as a
+   * driver running in the host's own thread needs.
+   */
+  workers?: NetlinkWorkers;
   grant: NetlinkGrant;
   who: CallerIdentity;
   ledger: LinkLedger;
@@ -25,32 +33,45 @@ export interface NetlinkBrokerDeps {
   logger: Logger;
 }
 
-type NetlinkImport = typeof Wit;
+type Maybe<T> = T | Promise<T>;
+/** The import; with netlink workers its functions answer with promises (the sandbox waits for them). */
+type NetlinkImport = { [K in keyof typeof Wit]: (...args: Parameters<(typeof Wit)[K]>) => Maybe<ReturnType<(typeof Wit)[K]>> };
+type AsyncBackend = { [K in keyof NetlinkBackend]: (...args: Parameters<NetlinkBackend[K]>) => Maybe<ReturnType<NetlinkBackend[K]>> };
 
 export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
   const policy = new NetlinkPolicy(d.who.driver, d.grant, d.ledger, d.scopes, (name) => d.backend.getLink(name)?.index);
   const call = auditedCall(d.audit, d.who, d.logger);
   const driver = d.who.driver;
-  const nl = d.backend;
+  /** The backend, or the workers: each operation's result, or a promise of it. */
+  const nl = new Proxy({} as AsyncBackend, {
+    get: (_t, op: string) => (...args: unknown[]) => (d.workers ? d.workers.run(op, args) : (d.backend as unknown as Record<string, (...a: unknown[]) => unknown>)[op]!(...args)),
+  });
+  /** Applies `f` to a result that may still be coming. */
+  const then = <T, U>(x: T | Promise<T>, f: (v: T) => U): U | Promise<U> => (x instanceof Promise ? x.then(f) : f(x));
   /** Every call pays the rate limit first, then its own checks. */
   const checked = (...checks: (() => void)[]) => () => {
     policy.rate();
     for (const c of checks) c();
   };
   /** Records what was created, by name and index (a veth's peer too). */
-  const created = (l: LinkInfo, peer?: string) => {
-    d.ledger.add(driver, l.name, l.index, peer);
-    const p = peer === undefined ? undefined : nl.getLink(peer);
-    if (p) d.ledger.add(driver, p.name, p.index, l.name);
-    return toWitLink(l);
-  };
+  const created = (made: LinkInfo | Promise<LinkInfo>, peer?: string) =>
+    then(made, (l) => {
+      d.ledger.add(driver, l.name, l.index, peer);
+      const p = peer === undefined ? undefined : d.backend.getLink(peer);
+      if (p) d.ledger.add(driver, p.name, p.index, l.name);
+      return toWitLink(l);
+    });
   /** After ENODEV the name is no longer the driver's link: forget it. */
-  const gone = <T>(name: string, run: () => T): T => {
-    try {
-      return run();
-    } catch (e) {
+  const gone = <T>(name: string, run: () => T | Promise<T>): T | Promise<T> => {
+    const forget = (e: unknown): never => {
       if ((e as { code?: string }).code === 'ENODEV') d.ledger.remove(driver, name);
       throw e;
+    };
+    try {
+      const r = run();
+      return r instanceof Promise ? r.catch(forget) : r;
+    } catch (e) {
+      return forget(e);
     }
   };
 
@@ -93,38 +114,32 @@ export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
     // A look-up of a link the driver may not see is refused (and audited), like any other use of it.
     getLink: (name) =>
       policy.visible(name)
-        ? call('get-link', { name }, checked(), () => {
-            const l = nl.getLink(name);
-            return l && toWitLink(l);
-          })
+        ? call('get-link', { name }, checked(), () => then(nl.getLink(name), (l) => l && toWitLink(l)))
         : call('get-link', { name }, checked(() => policy.owned(name)), () => undefined),
     listLinks: () =>
-      call('list-links', {}, checked(), () => {
-        const mine = new Set(d.ledger.list(driver));
-        return nl.listLinks().filter((l) => mine.has(l.name)).map(toWitLink);
-      }),
+      call('list-links', {}, checked(), () =>
+        then(nl.listLinks(), (all) => {
+          const mine = new Set(d.ledger.list(driver));
+          return all.filter((l) => mine.has(l.name)).map(toWitLink);
+        }),
+      ),
     setLinkUp: (name, up) => call('set-link-up', { name, up }, checked(() => policy.owned(name)), () => nl.setLinkUp(name, up)),
     setLinkMtu: (name, mtu) => call('set-link-mtu', { name, mtu }, checked(() => policy.owned(name)), () => nl.setLinkMtu(name, mtu)),
     setLinkMac: (name, mac) => call('set-link-mac', { name, mac }, checked(() => policy.owned(name)), () => nl.setLinkMac(name, mac)),
     setLinkMaster: (name, master) =>
       call('set-link-master', { name, master }, checked(() => policy.owned(name), () => master !== undefined && policy.owned(master)), () => nl.setLinkMaster(name, master ?? null)),
     renameLink: (name, newName) =>
-      call('rename-link', { name, newName }, checked(() => policy.owned(name), () => policy.newName(newName)), () => {
-        nl.renameLink(name, newName);
-        d.ledger.rename(driver, name, newName);
-      }),
+      call('rename-link', { name, newName }, checked(() => policy.owned(name), () => policy.newName(newName)), () =>
+        then(nl.renameLink(name, newName), () => d.ledger.rename(driver, name, newName)),
+      ),
     moveLinkToSandbox: (name, sandboxKey) =>
-      call('move-link-to-sandbox', { name, sandboxKey }, checked(() => policy.owned(name), () => policy.sandbox(sandboxKey)), () => {
-        nl.moveLinkToNetns(name, sandboxKey);
-        // It left the host's namespace, and the driver's sight.
-        d.ledger.remove(driver, name);
-      }),
+      call('move-link-to-sandbox', { name, sandboxKey }, checked(() => policy.owned(name), () => policy.sandbox(sandboxKey)), () =>
+        // It leaves the host's namespace, and the driver's sight.
+        then(nl.moveLinkToNetns(name, sandboxKey), () => d.ledger.remove(driver, name)),
+      ),
     deleteLink: (name) =>
       call('delete-link', { name }, checked(() => policy.owned(name)), () =>
-        gone(name, () => {
-          nl.deleteLink(name);
-          d.ledger.remove(driver, name);
-        }),
+        gone(name, () => then(nl.deleteLink(name), () => d.ledger.remove(driver, name))),
       ),
     setBridgePort: (name, settings) => call('set-bridge-port', { name, ...settings }, checked(() => policy.owned(name)), () => nl.setBridgePort(name, settings)),
 

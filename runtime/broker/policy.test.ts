@@ -328,7 +328,7 @@ describe('the netlink broker with the policy', () => {
     assert.deepEqual(state.ledger.list(D), ['hxbr0', 'hxc1', 'hxv0']);
     assert.equal(witErr(() => nl.setLinkUp('hxv1', true)).tag, 'denied');
     nl.setLinkUp('hxc1', true);
-    assert.deepEqual(nl.listLinks().map((l) => l.name).sort(), ['hxbr0', 'hxc1', 'hxv0']);
+    assert.deepEqual((nl.listLinks() as { name: string }[]).map((l) => l.name).sort(), ['hxbr0', 'hxc1', 'hxv0']); // synchronous: no workers
     nl.deleteLink('hxv0');
     assert.deepEqual(state.ledger.list(D), ['hxbr0']);
     assert.deepEqual(calls.map((c) => c.split(' ')[0]), ['createLink', 'createLink', 'setLinkMaster', 'addAddress', 'addRoute', 'renameLink', 'setLinkUp', 'deleteLink']);

@@ -73,6 +73,8 @@ export interface SandboxStats {
   timeouts: number;
   crashes: number;
   oversized: number;
+  /** Calls whose deadline passed before the sandbox could take them (waiting behind another call or a restart): not run. */
+  expired: number;
   failed: boolean;
 }
 
@@ -90,8 +92,16 @@ export function sandboxCommand(cacheDir: string, heapMaxMb: number, entry = gues
   return [process.execPath, ['--permission', `--allow-fs-read=${root}`, `--allow-fs-read=${cacheDir}`, `--max-old-space-size=${heapMaxMb}`, entry]];
 }
 
+/** The sandboxes of this process that are not closed (the admin API shows their stats). */
+const openSandboxes = new Set<ProcessSandbox>();
+
+/** The sandboxes not closed yet, oldest first. */
+export function sandboxes(): ProcessSandbox[] {
+  return [...openSandboxes];
+}
+
 export class ProcessSandbox implements Invoker {
-  readonly stats: SandboxStats = { starts: 0, traps: 0, timeouts: 0, crashes: 0, oversized: 0, failed: false };
+  readonly stats: SandboxStats = { starts: 0, traps: 0, timeouts: 0, crashes: 0, oversized: 0, expired: 0, failed: false };
   private readonly opts: SandboxOptions;
   private readonly limits: SandboxLimits;
   private child: ChildProcess | undefined;
@@ -109,6 +119,22 @@ export class ProcessSandbox implements Invoker {
   constructor(opts: SandboxOptions) {
     this.opts = opts;
     this.limits = { ...defaultLimits, ...opts.limits };
+    openSandboxes.add(this);
+  }
+
+  /** The driver's name. */
+  get driver(): string {
+    return this.opts.driver;
+  }
+
+  /** The digest of the component this sandbox runs. */
+  get digest(): string {
+    return this.opts.prepared.digest;
+  }
+
+  /** Calls taken or waiting. */
+  get load(): number {
+    return this.queued;
   }
 
   /** The process id of the sandbox, when one runs. */
@@ -197,18 +223,22 @@ export class ProcessSandbox implements Invoker {
     const fn = String(m.fn);
     const impl = Object.hasOwn(this.opts.imports, iface) ? this.opts.imports[iface] : undefined;
     const f = impl && Object.hasOwn(impl, fn) ? impl[fn] : undefined;
-    let reply: unknown;
-    if (typeof f !== 'function' || !Array.isArray(m.args)) {
-      reply = { t: 'fatal', message: `${iface}.${fn} is not offered to this driver` };
-    } else {
-      try {
-        reply = { t: 'ret', value: f(...m.args) };
-      } catch (e) {
-        const payload = (e as { payload?: unknown })?.payload;
-        reply = payload !== undefined ? { t: 'err', payload } : { t: 'fatal', message: (e as Error)?.message ?? String(e) };
-      }
+    const send = (reply: unknown) => {
+      if (child.exitCode === null) child.stdin!.write(encodeFrame(reply));
+    };
+    const failed = (e: unknown) => {
+      const payload = (e as { payload?: unknown })?.payload;
+      send(payload !== undefined ? { t: 'err', payload } : { t: 'fatal', message: (e as Error)?.message ?? String(e) });
+    };
+    if (typeof f !== 'function' || !Array.isArray(m.args)) return send({ t: 'fatal', message: `${iface}.${fn} is not offered to this driver` });
+    try {
+      const value = f(...m.args);
+      // Operations on the netlink workers answer later; the driver waits for them.
+      if (value instanceof Promise) value.then((v) => send({ t: 'ret', value: v }), failed);
+      else send({ t: 'ret', value });
+    } catch (e) {
+      failed(e);
     }
-    child.stdin!.write(encodeFrame(reply));
   }
 
   private async ensureChild(): Promise<void> {
@@ -278,11 +308,21 @@ export class ProcessSandbox implements Invoker {
       return Promise.resolve({ ok: false, error: { kind: 'no-service', message: `driver ${this.opts.driver} is busy: ${this.queued} calls waiting` } });
     }
     this.queued++;
+    // The caller gives up at this deadline, whether the call waited for an
+    // earlier one, for a restart, or ran: nothing of it may happen later.
+    const deadline = performance.now() + timeoutMs;
     const run = async (): Promise<CallOutcome> => {
       try {
         await this.ensureChild();
       } catch (e) {
         return { ok: false, trap: (e as Error).message };
+      }
+      const left = Math.floor(deadline - performance.now());
+      if (left <= 0) {
+        // Not the driver's fault: not counted towards backoff, and not sent.
+        this.stats.expired++;
+        this.opts.logger.warn({ driver: this.opts.driver, call: `${call.iface}.${call.fn}`, timeoutMs }, 'driver call expired before the sandbox could take it: not run');
+        return { ok: false, trap: `no answer within ${timeoutMs} ms: the call waited for the driver's sandbox and was not run`, timedOut: true };
       }
       const child = this.child!;
       const id = this.nextId++;
@@ -295,7 +335,7 @@ export class ProcessSandbox implements Invoker {
           this.opts.logger.warn({ driver: this.opts.driver, call: `${call.iface}.${call.fn}`, timeoutMs }, 'driver call timed out: sandbox killed');
           this.kill(child);
           this.fail({ ok: false, trap: `no answer within ${timeoutMs} ms: the driver's sandbox was killed`, timedOut: true });
-        }, timeoutMs);
+        }, left);
         try {
           child.stdin!.write(encodeFrame({ t: 'call', id, call }));
         } catch (e) {
@@ -310,6 +350,7 @@ export class ProcessSandbox implements Invoker {
 
   async close(): Promise<void> {
     this.closed = true;
+    openSandboxes.delete(this);
     this.kill(this.child);
   }
 }
