@@ -7,6 +7,7 @@ import type { HostState } from '../../runtime/store/store.ts';
 import type { DriverRouter } from '../../runtime/registry/router.ts';
 import { readPackage, requireGrant } from '../../runtime/grants.ts';
 import { installVersion } from '../../runtime/registry/versions.ts';
+import { sandboxes, type SandboxStats } from '../../runtime/sandbox/process-sandbox.ts';
 
 export const AuditQuery = v.strictObject({
   driver: v.optional(v.pipe(v.string(), v.maxLength(64))),
@@ -29,12 +30,19 @@ export interface AdminContext {
   routers: Map<string, DriverRouter>;
 }
 
+/** The sandbox processes a loaded version runs in (one per instance), with their counters; none when it runs in the host or is not loaded. */
+function sandboxesOf(driver: string, digest: string): { pid: number | null; stats: SandboxStats }[] {
+  return sandboxes()
+    .filter((x) => x.driver === driver && x.digest === digest)
+    .map((x) => ({ pid: x.pid ?? null, stats: { ...x.stats } }));
+}
+
 export function createAdminApp(state: HostState, ctx: AdminContext): Hono {
   const app = new Hono();
   const router = (name: string) => ctx.routers.get(name);
 
   app.get('/v1/drivers', (c) =>
-    c.json([...ctx.routers.entries()].map(([name, r]) => ({ driver: name, versions: r.status() }))),
+    c.json([...ctx.routers.entries()].map(([name, r]) => ({ driver: name, versions: r.status().map((v) => ({ ...v, sandboxes: sandboxesOf(name, v.digest) })) }))),
   );
 
   app.post('/v1/drivers/:name/upgrade', async (c) => {

@@ -224,7 +224,15 @@ export class ProcessSandbox implements Invoker {
     const impl = Object.hasOwn(this.opts.imports, iface) ? this.opts.imports[iface] : undefined;
     const f = impl && Object.hasOwn(impl, fn) ? impl[fn] : undefined;
     const send = (reply: unknown) => {
-      if (child.exitCode === null) child.stdin!.write(encodeFrame(reply));
+      if (child.exitCode !== null) return;
+      let frame: Buffer;
+      try {
+        frame = encodeFrame(reply);
+      } catch (e) {
+        // An answer over the frame limit fails the import; it must not throw here (nor in a promise's callback).
+        frame = encodeFrame({ t: 'fatal', message: `${iface}.${fn}: ${(e as Error).message}` });
+      }
+      child.stdin!.write(frame);
     };
     const failed = (e: unknown) => {
       const payload = (e as { payload?: unknown })?.payload;

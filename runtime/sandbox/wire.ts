@@ -50,6 +50,8 @@ export class FrameReader {
   private readonly limit: number;
   private readonly onFrame: (message: unknown) => void;
   private readonly onOversize: (bytes: number) => void;
+  /** Set by an oversized frame: what follows it cannot be framed any more (its sender is killed). */
+  private broken = false;
 
   constructor(limit: number, onFrame: (message: unknown) => void, onOversize: (bytes: number) => void) {
     this.limit = limit;
@@ -58,6 +60,8 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): void {
+    // The rest of an oversized frame would be read as frames of its own.
+    if (this.broken) return;
     this.buffered.push(chunk);
     this.size += chunk.length;
     for (;;) {
@@ -68,6 +72,7 @@ export class FrameReader {
       if (length > this.limit) {
         this.buffered = [];
         this.size = 0;
+        this.broken = true;
         this.onOversize(length);
         return;
       }
