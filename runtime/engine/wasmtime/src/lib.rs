@@ -287,8 +287,8 @@ fn host_call(
         let _scope = js::Scope::open(env);
         let param_types: Vec<Type> = fty.params().map(|(_, t)| t).collect();
         let result_type: Option<Type> = fty.results().next();
-        let what = format!("{}#{}", slot.iface, slot.name);
         let trap = |store: &mut StoreContextMut<'_, Data>, f: Fail, doing: &str| -> wasmtime::Error {
+            let what = format!("{}#{}", slot.iface, slot.name);
             match f {
                 Fail::Msg(m) => wasmtime::format_err!("host import {what}: {doing}: {m}"),
                 Fail::Thrown(exc) => {
@@ -360,7 +360,11 @@ fn host_call(
                                     Err(Fail::Msg(m)) => {
                                         // Keep the original exception for the caller, with the reason in the trap.
                                         let _ = trap(&mut store, Fail::Thrown(exc), "");
-                                        return Err(wasmtime::format_err!("host import {what} threw an error whose payload is not its error type: {m}"));
+                                        return Err(wasmtime::format_err!(
+                                            "host import {}#{} threw an error whose payload is not its error type: {m}",
+                                            slot.iface,
+                                            slot.name
+                                        ));
                                     }
                                     Err(f) => return Err(trap(&mut store, f, "converting its error payload")),
                                 },
@@ -722,6 +726,18 @@ pub struct NativeInstance {
     limit: usize,
 }
 
+/// A trap's causes, innermost last, then its wasm backtrace.
+fn trap_message(e: &wasmtime::Error) -> String {
+    let (backtraces, causes): (Vec<String>, Vec<String>) =
+        e.chain().map(|c| c.to_string()).partition(|c| c.starts_with("error while executing at wasm backtrace"));
+    let mut m = causes.join(": ");
+    for bt in backtraces {
+        m.push('\n');
+        m.push_str(bt.trim_end());
+    }
+    m
+}
+
 unsafe fn outcome(env: js::Env, status: u32, value: js::Value) -> Result<Raw> {
     let arr = js::array(env, 2).map_err(|_| napi_err("array"))?;
     let _ = js::set_element(env, arr, 0, js::number(env, status as f64));
@@ -827,7 +843,7 @@ impl NativeInstance {
                     } else if let Some(desired) = hit {
                         ("ERR_WASM_MEMORY_LIMIT", format!("{iface}#{fname} tried to grow its memory to {desired} bytes, over the limit of {} bytes, and was stopped", self.limit))
                     } else {
-                        ("ERR_WASM_TRAP", format!("{iface}#{fname} trapped: {e:?}"))
+                        ("ERR_WASM_TRAP", format!("{iface}#{fname} trapped: {}", trap_message(&e)))
                     };
                     state.poisoned = Some(message.clone());
                     failure(env, code, &message)
