@@ -406,6 +406,12 @@ if (missing) {
       await assert.rejects(other.instantiate({ ...record, digest: `sha256:${'0'.repeat(64)}` }, fakeHost().imports), /was not prepared by this wasmtime engine/);
     });
 
+    test('an instance whose memory does not fit under the cap is refused at instantiation', async () => {
+      const small = new WasmtimeEngine(cacheDir, { memoryLimitBytes: 1024 * 1024 });
+      const p = await small.prepare({ bytes, digest });
+      await assert.rejects(small.instantiate(p, fakeHost().imports), /memory limit of 1048576 bytes/);
+    });
+
     test('a host import that calls back into the same instance is refused', async () => {
       const host = fakeHost();
       let instance: WasmtimeInstance | undefined;

@@ -67,7 +67,7 @@ export function loadAddon(): Addon {
 }
 
 export interface WasmtimeEngineOptions {
-  /** Cap on each instance's linear memory, in bytes (default 256 MiB). */
+  /** Cap on each instance's linear memory (all its memories together, as jco counts), in bytes (default 256 MiB). */
   memoryLimitBytes?: number;
   /** The same, under the jco engine's option name; memoryLimitBytes wins when both are given. */
   memoryMaxBytes?: number;

@@ -58,19 +58,34 @@ struct FuncRefs {
     func: js::Ref,
 }
 
-/// Counts whether the memory cap refused a growth.
+/// The memory cap: wasmtime's store limits (each memory at most `limit`
+/// bytes, growth past it a trap) plus a cap on all the instance's memories
+/// together, as the jco engine counts; notes whether it refused a growth.
 pub struct Limiter {
     inner: StoreLimits,
+    limit: usize,
+    total: usize,
     hit: Option<usize>,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let r = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(r, Ok(true)) {
-            self.hit = Some(desired);
+        let total = self.total - current.min(self.total) + desired;
+        match r {
+            Ok(true) if total > self.limit => {
+                self.hit = Some(total);
+                wasmtime::bail!("forcing trap when growing memory: all memories together would take {total} bytes, over the cap of {} bytes", self.limit)
+            }
+            Ok(true) => {
+                self.total = total;
+                Ok(true)
+            }
+            other => {
+                self.hit = Some(desired);
+                other
+            }
         }
-        r
     }
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         self.inner.memory_grow_failed(error)
@@ -619,7 +634,7 @@ impl NativeComponent {
         let linked = self.linked.clone();
         let mut data = Data {
             env,
-            limiter: Limiter { inner: StoreLimitsBuilder::new().memory_size(limit).trap_on_grow_failure(true).build(), hit: None },
+            limiter: Limiter { inner: StoreLimitsBuilder::new().memory_size(limit).trap_on_grow_failure(true).build(), limit, total: 0, hit: None },
             funcs: Vec::new(),
             classes: Vec::new(),
             table: HashMap::new(),
@@ -841,7 +856,7 @@ impl NativeInstance {
                     } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
                         ("ERR_WASM_DEADLINE", format!("{iface}#{fname} ran past its deadline of {timeout_ms} ms and was interrupted"))
                     } else if let Some(desired) = hit {
-                        ("ERR_WASM_MEMORY_LIMIT", format!("{iface}#{fname} tried to grow its memory to {desired} bytes, over the limit of {} bytes, and was stopped", self.limit))
+                        ("ERR_WASM_MEMORY_LIMIT", format!("{iface}#{fname} tried to grow its memory to {desired} bytes, over the cap of {} bytes, and was stopped", self.limit))
                     } else {
                         ("ERR_WASM_TRAP", format!("{iface}#{fname} trapped: {}", trap_message(&e)))
                     };
