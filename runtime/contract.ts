@@ -21,13 +21,12 @@ export const errorKinds: readonly ErrorKind[] = ['invalid-parameter', 'not-found
 export class DriverCallError extends Error {
   override name = 'DriverCallError';
   readonly kind: ErrorKind;
+  /** The WIT value, as an own property: jco's glue takes only an own `payload` as the error case of a result. */
+  readonly payload: DriverError;
   constructor(kind: ErrorKind, message: string) {
     super(message);
     this.kind = kind;
-  }
-  /** The WIT value. */
-  get payload(): DriverError {
-    return { kind: this.kind, message: this.message };
+    this.payload = { kind, message };
   }
 }
 
