@@ -57,12 +57,14 @@ import {
   encodeIfAddrMsg,
   encodeIfInfoMsg,
   encodeMessage,
+  encodeMessageInto,
   encodeNdMsg,
   encodeRtMsg,
   errnoName,
   ipvlanInfoData,
   linkInfoAttr,
   macvlanInfoData,
+  messageSize,
   neighAttrs,
   nestedAttr,
   netlinkError,
@@ -138,6 +140,24 @@ describe('encoding', () => {
            00000000 00000000 00000000 00000000
            0800 0300 62723000`),
     );
+  });
+
+  test('a message encoded into a reused buffer is the same bytes, and the rest of the buffer is left alone', () => {
+    const header = { type: RTM_NEWLINK, flags: NLM_F_REQUEST | NLM_F_ACK, seq: 7 };
+    const attrs = [strAttr(IFLA_IFNAME, 'br0'), u32Attr(IFLA_MTU, 1400)];
+    const expected = encodeMessage(header, encodeIfInfoMsg({}), attrs);
+    assert.equal(messageSize(encodeIfInfoMsg({}), attrs), expected.length);
+    const buffer = new Uint8Array(expected.length + 8).fill(0xee); // dirty, as after a larger request
+    assert.equal(encodeMessageInto(buffer, header, encodeIfInfoMsg({}), attrs), expected.length);
+    assert.deepEqual(buffer.subarray(0, expected.length), expected);
+    assert.deepEqual(buffer.subarray(expected.length), new Uint8Array(8).fill(0xee));
+    // Padding after an odd-sized string comes out zero in a dirty buffer too.
+    const odd = [strAttr(IFLA_IFNAME, 'b')];
+    const small = encodeMessage(header, encodeIfInfoMsg({}), odd);
+    buffer.fill(0xee);
+    encodeMessageInto(buffer, header, encodeIfInfoMsg({}), odd);
+    assert.deepEqual(buffer.subarray(0, small.length), small);
+    assert.throws(() => encodeMessageInto(new Uint8Array(expected.length - 1), header, encodeIfInfoMsg({}), attrs), RangeError);
   });
 
   test('a veth request embeds the peer ifinfomsg and attributes in VETH_INFO_PEER', () => {
@@ -395,6 +415,34 @@ describe('decoding', () => {
       replies.messages.map((m) => decodeLink(m.payload).name),
       ['br0', 'v0'],
     );
+  });
+
+  test('the messages kept are copies: the datagram buffer can be reused at once', () => {
+    const datagram = concat(BRIDGE_PART, DONE);
+    const replies = new ReplyCollector(7);
+    assert.equal(replies.feed(datagram), true);
+    datagram.fill(0);
+    assert.equal(decodeLink(replies.messages[0]!.payload).name, 'br0');
+  });
+
+  test('RTM_NEWLINK: the first of repeated attributes wins, and a malformed attribute anywhere is rejected', () => {
+    const payload = decodeMessages(BRIDGE_PART)[0]!.payload;
+    const repeated = concat(payload, hex('0800 0300 78797a00 | 0800 0400 dc050000')); // IFLA_IFNAME "xyz", IFLA_MTU 1500
+    assert.deepEqual(decodeLink(repeated), decodeLink(payload));
+    assert.throws(() => decodeLink(concat(payload, hex('0900 0f00 6100'))), /malformed attribute/);
+    // Inside IFLA_LINKINFO: an IFLA_INFO_KIND of 9 bytes in an 8-byte nest.
+    assert.throws(() => decodeLink(concat(payload.subarray(0, 16), hex('0c00 1280 | 0900 0100 61000000'))), /malformed attribute/);
+  });
+
+  test('u32 attributes read back unsigned and little-endian; shorter ones are refused', () => {
+    assert.equal(attrU32(hex('ffffffff')), 0xffffffff);
+    assert.equal(attrU32(hex('00000080')), 0x80000000);
+    assert.equal(attrU32(hex('78050000 99')), 1400);
+    assert.throws(() => attrU32(hex('780500')), /u32 attribute has 3 bytes/);
+  });
+
+  test('RTM_NEWLINK without a name, MTU, MAC, kind or master', () => {
+    assert.deepEqual(decodeLink(hex('00 00 0100 09000000 00000000 00000000')), { index: 9, name: '', mtu: 0, mac: '', flags: 0 });
   });
 
   test('a dump part with NLM_F_DUMP_INTR marks the dump as interrupted', () => {

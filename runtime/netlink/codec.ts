@@ -78,6 +78,10 @@ export const IFLA_PROTINFO = 12;
 export const IFLA_LINKINFO = 18;
 /** A u32 file descriptor of a network namespace to move the link into. */
 export const IFLA_NET_NS_FD = 28;
+/** A u32 of RTEXT_FILTER_* bits in an RTM_GETLINK request: what the reply may leave out. */
+export const IFLA_EXT_MASK = 29;
+/** Leave the interface statistics out of an RTM_GETLINK reply. */
+export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 /** Inside IFLA_LINKINFO. */
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
@@ -467,16 +471,36 @@ export interface MessageHeader {
 
 /** Encodes one netlink message: nlmsghdr + family header + attributes. */
 export function encodeMessage(h: MessageHeader, familyHeader: Uint8Array, attrs: Attr[] = []): Uint8Array {
-  const body = concat(familyHeader, encodeAttrs(attrs));
-  const out = new Uint8Array(NLMSG_HDRLEN + align4(body.length));
-  const v = new DataView(out.buffer);
-  v.setUint32(0, NLMSG_HDRLEN + body.length, true);
+  const out = new Uint8Array(messageSize(familyHeader, attrs));
+  encodeMessageInto(out, h, familyHeader, attrs);
+  return out;
+}
+
+/** The number of bytes encodeMessage produces for this family header and these attributes. */
+export function messageSize(familyHeader: Uint8Array, attrs: Attr[] = []): number {
+  return NLMSG_HDRLEN + align4(familyHeader.length + attrsSize(attrs));
+}
+
+/**
+ * Encodes one message, as encodeMessage does, at the start of `out` (a
+ * buffer reused from request to request), and returns its size. `out` must
+ * hold at least messageSize() bytes; the bytes after the message are left
+ * as they are.
+ */
+export function encodeMessageInto(out: Uint8Array, h: MessageHeader, familyHeader: Uint8Array, attrs: Attr[] = []): number {
+  const bodyLength = familyHeader.length + attrsSize(attrs);
+  const size = NLMSG_HDRLEN + align4(bodyLength);
+  if (out.length < size) throw new RangeError(`netlink: a ${size}-byte message does not fit in ${out.length} bytes`);
+  out.fill(0, 0, size); // padding bytes are zero
+  const v = viewOf(out);
+  v.setUint32(0, NLMSG_HDRLEN + bodyLength, true);
   v.setUint16(4, h.type, true);
   v.setUint16(6, h.flags, true);
   v.setUint32(8, h.seq, true);
   v.setUint32(12, h.pid ?? 0, true);
-  out.set(body, NLMSG_HDRLEN);
-  return out;
+  out.set(familyHeader, NLMSG_HDRLEN);
+  writeAttrs(out, v, NLMSG_HDRLEN + familyHeader.length, attrs);
+  return size;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -543,6 +567,28 @@ export function decodeAttrs(buf: Uint8Array): Map<number, Uint8Array> {
   return out;
 }
 
+/**
+ * As decodeAttrs, but keeps only the payloads of `types` (the first
+ * occurrence of each), in that order: for decoders that want a few
+ * attributes out of a long list. Every attribute's length is checked all
+ * the same.
+ */
+function pickAttrs(buf: Uint8Array, types: readonly number[]): (Uint8Array | undefined)[] {
+  const v = viewOf(buf);
+  const out: (Uint8Array | undefined)[] = types.map(() => undefined);
+  let off = 0;
+  while (off + RTA_HDRLEN <= buf.length) {
+    const len = v.getUint16(off, true);
+    if (len < RTA_HDRLEN || off + len > buf.length) {
+      throw new Error(`netlink: malformed attribute (length ${len} at offset ${off} of ${buf.length})`);
+    }
+    const i = types.indexOf(v.getUint16(off + 2, true) & NLA_TYPE_MASK);
+    if (i >= 0 && out[i] === undefined) out[i] = buf.subarray(off + RTA_HDRLEN, off + len);
+    off += align4(len);
+  }
+  return out;
+}
+
 const utf8d = new TextDecoder();
 
 /** Reads a string attribute, stopping at the first NUL. */
@@ -554,12 +600,16 @@ export function attrString(b: Uint8Array): string {
 /** Reads a native-endian u32 attribute. */
 export function attrU32(b: Uint8Array): number {
   if (b.length < 4) throw new Error(`netlink: u32 attribute has ${b.length} bytes`);
-  return viewOf(b).getUint32(0, true);
+  return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0; // little-endian, as getUint32(0, true)
 }
+
+const HEX_BYTES = Array.from({ length: 256 }, (_, x) => x.toString(16).padStart(2, '0'));
 
 /** Formats hardware-address bytes as `aa:bb:cc:dd:ee:ff`. */
 export function formatMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += i === 0 ? HEX_BYTES[b[i]!] : `:${HEX_BYTES[b[i]!]}`;
+  return s;
 }
 
 /** A link as carried by RTM_NEWLINK, before master indexes are resolved to names. */
@@ -575,22 +625,23 @@ export interface DecodedLink {
   masterIndex?: number;
 }
 
+const LINK_ATTRS = [IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_LINKINFO, IFLA_MASTER] as const;
+const INFO_KIND = [IFLA_INFO_KIND] as const;
+
 /** Decodes the payload of an RTM_NEWLINK message (ifinfomsg + attributes). */
 export function decodeLink(payload: Uint8Array): DecodedLink {
   if (payload.length < IFINFOMSG_LEN) throw new Error(`netlink: short ifinfomsg (${payload.length} bytes)`);
   const v = viewOf(payload);
-  const attrs = decodeAttrs(payload.subarray(IFINFOMSG_LEN));
+  const [name, mtu, mac, linkinfo, master] = pickAttrs(payload.subarray(IFINFOMSG_LEN), LINK_ATTRS);
   const link: DecodedLink = {
     index: v.getInt32(4, true),
-    name: attrString(attrs.get(IFLA_IFNAME) ?? new Uint8Array()),
-    mtu: attrs.has(IFLA_MTU) ? attrU32(attrs.get(IFLA_MTU)!) : 0,
-    mac: formatMac(attrs.get(IFLA_ADDRESS) ?? new Uint8Array()),
+    name: name ? attrString(name) : '',
+    mtu: mtu ? attrU32(mtu) : 0,
+    mac: mac ? formatMac(mac) : '',
     flags: v.getUint32(8, true),
   };
-  const linkinfo = attrs.get(IFLA_LINKINFO);
-  const kind = linkinfo && decodeAttrs(linkinfo).get(IFLA_INFO_KIND);
+  const [kind] = linkinfo ? pickAttrs(linkinfo, INFO_KIND) : [];
   if (kind) link.kind = attrString(kind);
-  const master = attrs.get(IFLA_MASTER);
   if (master && attrU32(master) !== 0) link.masterIndex = attrU32(master);
   return link;
 }
@@ -729,7 +780,8 @@ export function decodeError(msg: NetlinkMessage): ErrorReply {
  * Gathers the replies to one request, fed datagram by datagram. A request
  * sent with NLM_F_ACK ends with an NLMSG_ERROR (errno 0 for success); a dump
  * ends with NLMSG_DONE. Messages for other sequence numbers (late replies to
- * an earlier request) are ignored.
+ * an earlier request) are ignored. The data messages kept are copied out of
+ * the datagram, so the buffer it was received in can be reused at once.
  */
 export class ReplyCollector {
   readonly seq: number;
@@ -760,7 +812,7 @@ export class ReplyCollector {
         if (errno > 0) this.error = { errno };
         this.done = true;
       } else {
-        this.messages.push(msg);
+        this.messages.push({ ...msg, payload: msg.payload.slice() });
       }
     }
     return this.done;

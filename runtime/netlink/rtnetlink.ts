@@ -25,6 +25,7 @@ import {
   IFA_LOCAL,
   IFF_UP,
   IFLA_ADDRESS,
+  IFLA_EXT_MASK,
   IFLA_IFNAME,
   IFLA_LINK,
   IFLA_MASTER,
@@ -56,6 +57,7 @@ import {
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
   RTM_SETLINK,
+  RTEXT_FILTER_SKIP_STATS,
   RTN_UNICAST,
   RTN_UNSPEC,
   RTPROT_STATIC,
@@ -79,7 +81,6 @@ import {
   linkInfoAttr,
   macvlanInfoData,
   neighAttrs,
-  netlinkError,
   routeAttrs,
   strAttr,
   u32Attr,
@@ -442,26 +443,29 @@ export class RtNetlink implements NetlinkBackend {
     this.#socket.close();
   }
 
-  /** RTM_GETLINK for one link; undefined when the kernel answers ENODEV. */
-  #getLink(selector: Attr[], context: string, index = 0): DecodedLink | undefined {
+  /** RTM_GETLINK for one link (its statistics left out); undefined when the kernel answers ENODEV. */
+  #getLink(selector: Attr[], context: string): DecodedLink | undefined {
     try {
-      const [reply] = this.#socket.request(RTM_GETLINK, 0, encodeIfInfoMsg({ index }), selector, context);
-      return reply && decodeLink(reply.payload);
+      const attrs = [...selector, u32Attr(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)];
+      return decodeLink(this.#socket.get(RTM_GETLINK, encodeIfInfoMsg({}), attrs, context).payload);
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === ENODEV) return undefined;
       throw err;
     }
   }
 
+  /** The name the link with this index has now, if there is one. */
   #nameOf(index: number): string | undefined {
-    return this.#getLink([], `get link #${index}`, index)?.name;
+    return this.#socket.linkName(index, `get link #${index}`);
   }
 
-  /** The index of a link that must exist; a missing one fails as ENODEV under `context`. */
+  /**
+   * The index of a link that must exist, looked up afresh for every
+   * operation (never kept: links are renamed and moved behind our back); a
+   * missing one fails as ENODEV under `context`.
+   */
   #indexOf(name: string, context: string): number {
-    const link = this.#getLink([strAttr(IFLA_IFNAME, name)], context);
-    if (!link) throw netlinkError(ENODEV, context);
-    return link.index;
+    return this.#socket.linkIndex(name, context);
   }
 
   #setLink(header: Uint8Array, attrs: Attr[], context: string): void {
@@ -509,10 +513,25 @@ function endAttrs(end: { name: string; mtu?: number; mac?: string }): Attr[] {
 
 const IFNAMSIZ = 16;
 
+/** The length of `s` in UTF-8, as TextEncoder encodes it (a lone surrogate becomes U+FFFD, 3 bytes). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4; // a surrogate pair
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
 /** The kernel's rules for interface names (dev_valid_name): 1..15 bytes, no '/', ':' or whitespace, not "." or "..". */
 function checkName(name: unknown, what: string): void {
   if (typeof name !== 'string') throw new Error(`${what} must be a string`);
-  const bytes = new TextEncoder().encode(name).length;
+  const bytes = utf8Length(name);
   if (bytes < 1 || bytes >= IFNAMSIZ) {
     throw new Error(`${what} ${JSON.stringify(name)} must be 1 to ${IFNAMSIZ - 1} bytes long`);
   }
@@ -557,17 +576,50 @@ interface ParsedIp {
   addr: ipaddr.IPv4 | ipaddr.IPv6;
 }
 
-/** Parses an IP strictly: dotted-quad IPv4 (no short or octal forms) or IPv6 without a zone; undefined when it is neither. */
-function tryParseIp(s: string): ParsedIp | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(s)) {
-    const addr = ipaddr.IPv4.parse(s);
-    return { family: AF_INET, bytes: Uint8Array.from(addr.toByteArray()), addr };
+/**
+ * Parses dotted-quad IPv4 the way ipaddr.IPv4.isValidFourPartDecimal
+ * accepts it: four decimal parts from 0 to 255, no leading zeros, nothing
+ * else. Undefined when `s` is not one.
+ */
+function parseIpv4(s: string): Uint8Array | undefined {
+  const bytes = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return undefined; // a leading zero
+      value = value * 10 + (c - 0x30);
+      if (value > 255) return undefined;
+      digits++;
+    } else if (c === 0x2e && digits > 0 && part < 3) {
+      bytes[part++] = value;
+      value = 0;
+      digits = 0;
+    } else {
+      return undefined;
+    }
   }
+  if (part !== 3 || digits === 0) return undefined;
+  bytes[3] = value;
+  return bytes;
+}
+
+/** Parses an IP strictly to its family and bytes: dotted-quad IPv4 (no short or octal forms) or IPv6 without a zone; undefined when it is neither. */
+function tryParseIpBytes(s: string): { family: number; bytes: Uint8Array } | undefined {
+  const v4 = parseIpv4(s);
+  if (v4) return { family: AF_INET, bytes: v4 };
   if (!s.includes('%') && ipaddr.IPv6.isValid(s)) {
-    const addr = ipaddr.IPv6.parse(s);
-    return { family: AF_INET6, bytes: Uint8Array.from(addr.toByteArray()), addr };
+    return { family: AF_INET6, bytes: Uint8Array.from(ipaddr.IPv6.parse(s).toByteArray()) };
   }
   return undefined;
+}
+
+/** As tryParseIpBytes, with the parsed address for range checks. */
+function tryParseIp(s: string): ParsedIp | undefined {
+  const parsed = tryParseIpBytes(s);
+  return parsed && { ...parsed, addr: ipaddr.fromByteArray(Array.from(parsed.bytes)) };
 }
 
 /**
@@ -593,7 +645,7 @@ function parseCidr(cidr: unknown, what = 'address'): { family: number; bytes: Ui
   const slash = cidr.lastIndexOf('/');
   const len = cidr.slice(slash + 1);
   if (slash < 0 || !/^\d{1,3}$/.test(len)) throw bad();
-  const parsed = tryParseIp(cidr.slice(0, slash));
+  const parsed = tryParseIpBytes(cidr.slice(0, slash));
   const prefixlen = Number(len);
   if (!parsed || prefixlen > (parsed.family === AF_INET ? 32 : 128)) throw bad();
   return { family: parsed.family, bytes: parsed.bytes, prefixlen };

@@ -2,17 +2,28 @@
 // works the same under Node and Deno, so this is the one mechanism for both.
 // Every call is synchronous and blocking: send a request, then read
 // datagrams until the acknowledgement (or the end of a dump) for that
-// request's sequence number arrives.
+// request's sequence number arrives. Requests are encoded into one buffer
+// and replies received into another, both reused from call to call.
 
 import koffi from 'koffi';
+import { NetlinkError } from './backend.ts';
 import {
+  IFINFOMSG_LEN,
+  IFLA_EXT_MASK,
+  IFLA_IFNAME,
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
+  RTEXT_FILTER_SKIP_STATS,
+  RTM_GETLINK,
   ReplyCollector,
-  encodeMessage,
+  encodeIfInfoMsg,
+  encodeMessageInto,
   errnoName,
+  messageSize,
   netlinkError,
+  strAttr,
+  u32Attr,
   type Attr,
   type NetlinkMessage,
 } from './codec.ts';
@@ -33,9 +44,22 @@ const O_CLOEXEC = 0x80000;
 const CLONE_NEWNET = 0x40000000;
 const EINTR = 4;
 const EAGAIN = 11;
+const ENODEV = 19;
+/** <linux/sockios.h>: the name of the link whose index is in a struct ifreq, and the reverse. */
+const SIOCGIFNAME = 0x8910;
+const SIOCGIFINDEX = 0x8933;
+/** struct ifreq: a 16-byte name (IFNAMSIZ, NUL included), then a 24-byte union whose first int is the index. */
+const IFNAMSIZ = 16;
+const IFREQ_SIZE = 40;
+/** <linux/capability.h>: the header version with two 32-bit words per set. */
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+/** struct __user_cap_data_struct[2]: { effective, permitted, inheritable } u32s, twice. */
+const CAP_DATA_SIZE = 24;
 
 /** Size of the receive buffer; the kernel never builds a netlink datagram above 32 KiB. */
 const RECV_BUFFER_SIZE = 64 * 1024;
+/** Initial size of the send buffer; it grows for a larger request. */
+const SEND_BUFFER_SIZE = 4096;
 /** How long one recv() may block before the request is declared lost. */
 const REPLY_TIMEOUT_SECONDS = 5;
 /** How many times a dump interrupted by concurrent changes is redone. */
@@ -53,7 +77,14 @@ const sys = {
   // open(2) is variadic; the mode argument is only read with O_CREAT, so two arguments suffice.
   open: libc.func('int open(const char *path, int flags)'),
   setns: libc.func('int setns(int fd, int nstype)'),
+  // ioctl(2) is variadic; the third argument is always a pointer here (glibc's wrapper is a plain syscall stub).
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
+  capget: libc.func('int capget(void *header, void *data)'),
+  capset: libc.func('int capset(void *header, const void *data)'),
 };
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
 
 /** Throws a NetlinkError for a failed system call, naming what was being done. */
 function check(result: number, context: string): number {
@@ -67,6 +98,14 @@ function kernelAddress(): Uint8Array {
   new DataView(addr.buffer).setUint16(0, AF_NETLINK, true);
   return addr;
 }
+const KERNEL_ADDRESS = kernelAddress();
+
+/** struct __user_cap_header_struct for capget/capset: version 3, pid 0 (the calling thread). */
+const CAP_HEADER = (() => {
+  const header = new Uint8Array(8);
+  new DataView(header.buffer).setUint32(0, LINUX_CAPABILITY_VERSION_3, true);
+  return header;
+})();
 
 function setIntOption(fd: number, level: number, name: number, value: number, context: string): void {
   const buf = new Uint8Array(4);
@@ -128,13 +167,23 @@ export class NetlinkSocket {
   #fd: number;
   #seq = 0;
   readonly #buffer = new Uint8Array(RECV_BUFFER_SIZE);
+  #sendBuffer = new Uint8Array(SEND_BUFFER_SIZE);
+  readonly #ifreq = new Uint8Array(IFREQ_SIZE);
+  readonly #ifreqView = new DataView(this.#ifreq.buffer);
+  /** This thread's capabilities as capget() reports them, and the same with no effective ones. */
+  readonly #caps = new Uint8Array(CAP_DATA_SIZE);
+  readonly #capsView = new DataView(this.#caps.buffer);
+  readonly #noCaps = new Uint8Array(CAP_DATA_SIZE);
+  readonly #noCapsView = new DataView(this.#noCaps.buffer);
+  /** False once capget/capset has been refused (seccomp, an LSM): links are then looked up with RTM_GETLINK. */
+  #ioctlLookup = true;
 
   constructor(options: NetlinkSocketOptions = {}) {
     this.#fd = openSocket(options.netns);
     try {
       const fd = this.#fd;
       // Port id 0 lets the kernel pick a unique one.
-      check(sys.bind(fd, kernelAddress(), 12), 'bind netlink socket');
+      check(sys.bind(fd, KERNEL_ADDRESS, 12), 'bind netlink socket');
       // Errors echo only the request header, and carry the kernel's explanation text.
       setIntOption(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1, 'set NETLINK_CAP_ACK');
       setIntOption(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, 'set NETLINK_EXT_ACK');
@@ -158,6 +207,71 @@ export class NetlinkSocket {
     return this.#transact(type, NLM_F_REQUEST | NLM_F_ACK | flags, familyHeader, attrs, context).messages;
   }
 
+  /**
+   * Sends one get request (e.g. RTM_GETLINK for one link) without
+   * NLM_F_ACK, so that the kernel answers with the object alone, and
+   * returns that answer. Throws NetlinkError, described by `context`, when
+   * the kernel refuses (ENODEV...).
+   */
+  get(type: number, familyHeader: Uint8Array, attrs: Attr[], context: string): NetlinkMessage {
+    const [reply] = this.#transact(type, NLM_F_REQUEST, familyHeader, attrs, context, true).messages;
+    if (!reply) throw new Error(`${context}: the kernel answered without the object`);
+    return reply;
+  }
+
+  /**
+   * The index of the link named `name` in the socket's network namespace,
+   * looked up afresh at each call (links are renamed and moved behind our
+   * back, so an index is never kept). A missing link fails as ENODEV under
+   * `context`, as any other refusal does.
+   *
+   * The look-up is one ioctl(SIOCGIFINDEX) on this socket, which the kernel
+   * answers in the socket's namespace without building a message. That
+   * ioctl has a side effect when the name does not exist: the kernel tries
+   * to load a module named "netdev-NAME" (with CAP_NET_ADMIN) and then one
+   * named NAME itself (with CAP_SYS_MODULE), running modprobe each time
+   * (dev_load() in net/core/dev_ioctl.c). Link names come from drivers, so
+   * the ioctl runs with this thread's effective capabilities cleared (the
+   * look-up needs none, and the kernel then loads nothing) and restored
+   * right after. Where capget/capset is refused, the look-up is an
+   * RTM_GETLINK whose reply is read only for its index.
+   */
+  linkIndex(name: string, context: string): number {
+    if (this.#fd < 0) throw new Error(`${context}: netlink socket is closed`);
+    const ifreq = this.#ifreq;
+    ifreq.fill(0);
+    // The kernel reads at most IFNAMSIZ - 1 bytes and cuts at a NUL or ':'; a name it would cut is refused here.
+    const { read } = utf8.encodeInto(name, ifreq.subarray(0, IFNAMSIZ - 1));
+    if (name.length === 0 || read !== name.length || /[\0:]/.test(name)) {
+      throw new Error(`${context}: link name ${JSON.stringify(name)} cannot be looked up`);
+    }
+    if (this.#ioctlLookup) {
+      const errno = this.#ioctlIndex();
+      if (errno === 0) return this.#ifreqView.getInt32(IFNAMSIZ, true);
+      if (errno > 0) throw netlinkError(errno, context);
+    }
+    return this.#getlinkIndex(name, context);
+  }
+
+  /**
+   * The name the link with index `index` has now in the socket's network
+   * namespace, or undefined when there is none: one ioctl(SIOCGIFNAME),
+   * which (unlike SIOCGIFINDEX) never loads modules.
+   */
+  linkName(index: number, context: string): string | undefined {
+    if (this.#fd < 0) throw new Error(`${context}: netlink socket is closed`);
+    const ifreq = this.#ifreq;
+    ifreq.fill(0);
+    this.#ifreqView.setInt32(IFNAMSIZ, index, true);
+    if (sys.ioctl(this.#fd, SIOCGIFNAME, ifreq) < 0) {
+      const errno = koffi.errno();
+      if (errno === ENODEV) return undefined;
+      throw netlinkError(errno, context);
+    }
+    const end = ifreq.indexOf(0);
+    return utf8d.decode(ifreq.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end));
+  }
+
   /** Dumps every object of a kind (e.g. RTM_GETLINK) and returns all the parts. */
   dump(type: number, familyHeader: Uint8Array, context: string): NetlinkMessage[] {
     for (let attempt = 1; ; attempt++) {
@@ -173,15 +287,66 @@ export class NetlinkSocket {
     }
   }
 
-  #transact(type: number, flags: number, familyHeader: Uint8Array, attrs: Attr[], context: string): ReplyCollector {
+  /**
+   * SIOCGIFINDEX for the name in #ifreq, with no effective capabilities (see
+   * linkIndex). Returns 0 with the index in #ifreq, a positive errno when
+   * the kernel refused, or -1 when capget/capset was refused (nothing was
+   * looked up; #ioctlLookup is now false).
+   */
+  #ioctlIndex(): number {
+    const caps = this.#caps;
+    // Read afresh each time: restoring an old copy could hand back capabilities the host has dropped since.
+    if (sys.capget(CAP_HEADER, caps) < 0) {
+      this.#ioctlLookup = false;
+      return -1;
+    }
+    const held = this.#capsView.getUint32(0, true) !== 0 || this.#capsView.getUint32(12, true) !== 0;
+    if (held) {
+      this.#noCaps.set(caps);
+      this.#noCapsView.setUint32(0, 0, true);
+      this.#noCapsView.setUint32(12, 0, true);
+      if (sys.capset(CAP_HEADER, this.#noCaps) < 0) {
+        this.#ioctlLookup = false;
+        return -1;
+      }
+    }
+    try {
+      return sys.ioctl(this.#fd, SIOCGIFINDEX, this.#ifreq) < 0 ? koffi.errno() : 0;
+    } finally {
+      if (held && sys.capset(CAP_HEADER, caps) < 0) {
+        // The thread cannot act for the host any more: nothing after this can be trusted.
+        throw new Error(`netlink: cannot restore this thread's capabilities: ${errnoName(koffi.errno())}`);
+      }
+    }
+  }
+
+  /** RTM_GETLINK for one link, without statistics; only the index is read from the reply. */
+  #getlinkIndex(name: string, context: string): number {
+    const attrs = [strAttr(IFLA_IFNAME, name), u32Attr(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)];
+    let reply: NetlinkMessage;
+    try {
+      reply = this.get(RTM_GETLINK, encodeIfInfoMsg({}), attrs, context);
+    } catch (err) {
+      // As from the ioctl: ENODEV under `context`, without the kernel's extended-ack text.
+      if (err instanceof NetlinkError && err.errno === ENODEV) throw netlinkError(ENODEV, context);
+      throw err;
+    }
+    if (reply.payload.length < IFINFOMSG_LEN) throw new Error(`${context}: no link in the RTM_GETLINK reply`);
+    return new DataView(reply.payload.buffer, reply.payload.byteOffset, IFINFOMSG_LEN).getInt32(4, true);
+  }
+
+  /** Sends one request and collects the replies to it; with `first`, only until the first data message. */
+  #transact(type: number, flags: number, familyHeader: Uint8Array, attrs: Attr[], context: string, first = false): ReplyCollector {
     if (this.#fd < 0) throw new Error(`${context}: netlink socket is closed`);
     this.#seq = (this.#seq + 1) >>> 0;
-    const message = encodeMessage({ type, flags, seq: this.#seq }, familyHeader, attrs);
-    const sent = check(sys.sendto(this.#fd, message, message.length, 0, kernelAddress(), 12), `${context}: send`);
-    if (sent !== message.length) throw new Error(`${context}: netlink sent ${sent} of ${message.length} bytes`);
+    const size = messageSize(familyHeader, attrs);
+    if (size > this.#sendBuffer.length) this.#sendBuffer = new Uint8Array(Math.max(size, 2 * this.#sendBuffer.length));
+    encodeMessageInto(this.#sendBuffer, { type, flags, seq: this.#seq }, familyHeader, attrs);
+    const sent = check(sys.sendto(this.#fd, this.#sendBuffer, size, 0, KERNEL_ADDRESS, 12), `${context}: send`);
+    if (sent !== size) throw new Error(`${context}: netlink sent ${sent} of ${size} bytes`);
 
     const replies = new ReplyCollector(this.#seq);
-    while (!replies.feed(this.#receive(context)));
+    while (!replies.feed(this.#receive(context)) && !(first && replies.messages.length > 0));
     if (replies.error) throw netlinkError(replies.error.errno, context, replies.error.extack);
     return replies;
   }
@@ -193,7 +358,7 @@ export class NetlinkSocket {
       const n: number = sys.recv(this.#fd, this.#buffer, this.#buffer.length, MSG_TRUNC);
       if (n >= 0) {
         if (n > this.#buffer.length) throw new Error(`${context}: netlink reply of ${n} bytes exceeds the buffer`);
-        return this.#buffer.slice(0, n); // a copy: decoded payloads outlive the buffer's next use
+        return this.#buffer.subarray(0, n); // not a copy: ReplyCollector copies what it keeps
       }
       const errno = koffi.errno();
       if (errno === EINTR) continue;

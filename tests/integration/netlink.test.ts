@@ -13,7 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import {
   NetlinkError,
   type CreateLinkRequest,
@@ -22,6 +22,7 @@ import {
   type RouteInfo,
 } from '../../runtime/netlink/backend.ts';
 import { RtNetlink } from '../../runtime/netlink/rtnetlink.ts';
+import { NetlinkSocket } from '../../runtime/netlink/socket.ts';
 
 /** The parts of `ip -j -d link show` output these tests look at. */
 interface IpLink {
@@ -168,8 +169,15 @@ const OUR_NAMES = [
   'nlt-mb',
   'nlt-mc',
   'nlt-md',
+  'nlt-lk',
+  'nlt-lk2',
 ];
-const OUR_ADDRESSES = ['10.77.0.1', '10.78.0.1', 'fd77::1', 'fd78::1'];
+const OUR_ADDRESSES = ['10.77.0.1', '10.78.0.1', 'fd77::1', 'fd78::1', '10.76.0.1', '10.76.0.2'];
+
+/** The calling thread's effective capabilities, as /proc shows them (hex). */
+function threadCapEff(): string | undefined {
+  return /^CapEff:\s*(\w+)$/m.exec(readFileSync('/proc/thread-self/status', 'utf8'))?.[1];
+}
 
 /** Which of our names and addresses the host namespace holds (expected: none). */
 function oursInHost(): string[] {
@@ -413,6 +421,34 @@ if (process.getuid?.() !== 0) {
       assert.ok(!listed.includes('10.77.0.1/24') && !listed.includes('fd77::1/64'));
       assert.ok(listed.includes('10.78.0.1/16'));
       nl.addAddress('nlt-br', 'fd78::1/64');
+    });
+
+    test('a link is looked up afresh for every operation: renamed and replaced behind our back', () => {
+      execFileSync('ip', ['-n', ns, 'link', 'add', 'nlt-lk', 'type', 'bridge']);
+      nl.addAddress('nlt-lk', '10.76.0.1/32');
+      const first = ipLink(ns, 'nlt-lk')?.ifindex;
+      // Someone else (dockerd) renames the link and gives its name to a new one.
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'nlt-lk', 'name', 'nlt-lk2']);
+      execFileSync('ip', ['-n', ns, 'link', 'add', 'nlt-lk', 'type', 'bridge']);
+      assert.notEqual(ipLink(ns, 'nlt-lk')?.ifindex, first);
+      nl.addAddress('nlt-lk', '10.76.0.2/32');
+      assert.deepEqual(ipAddresses(ns, 'nlt-lk'), ['10.76.0.2/32']);
+      assert.deepEqual(ipAddresses(ns, 'nlt-lk2'), ['10.76.0.1/32']);
+      assert.equal(nl.getLink('nlt-lk')?.index, ipLink(ns, 'nlt-lk')?.ifindex);
+      // And then deletes it.
+      execFileSync('ip', ['-n', ns, 'link', 'del', 'nlt-lk']);
+      assertNetlinkError(() => nl.deleteAddress('nlt-lk', '10.76.0.2/32'), 'ENODEV');
+      nl.deleteAddress('nlt-lk2', '10.76.0.1/32');
+      assert.deepEqual(ipAddresses(ns, 'nlt-lk2'), []);
+      execFileSync('ip', ['-n', ns, 'link', 'del', 'nlt-lk2']);
+    });
+
+    test('looking links up leaves the thread with the capabilities it had, for a missing link too', () => {
+      const before = threadCapEff();
+      assert.ok(before !== undefined && before !== '0000000000000000', 'the test runs with capabilities');
+      assertNetlinkError(() => nl.addAddress('no-such-link', '10.0.0.1/24'), 'ENODEV');
+      assert.deepEqual(nl.listAddresses('nlt-br'), ipAddresses(ns, 'nlt-br'));
+      assert.equal(threadCapEff(), before);
     });
 
     if (missing.vxlan === undefined) {
@@ -863,6 +899,49 @@ if (process.getuid?.() !== 0) {
     test('nothing changed in the host namespace', () => {
       assert.deepEqual(oursInHost(), []);
       assert.equal(readlinkSync('/proc/thread-self/ns/net'), threadNetnsBefore);
+    });
+  });
+
+  describe('NetlinkSocket link look-ups', () => {
+    const ns = namespaceName();
+    let socket: NetlinkSocket;
+
+    before(() => {
+      execFileSync('ip', ['netns', 'add', ns]);
+      execFileSync('ip', ['-n', ns, 'link', 'add', 'nlt-lk', 'type', 'bridge']);
+      socket = new NetlinkSocket({ netns: `/var/run/netns/${ns}` });
+    });
+
+    after(() => {
+      socket?.close();
+      execFileSync('ip', ['netns', 'delete', ns]);
+    });
+
+    test('by name and by index, in the namespace of the socket (not that of the thread)', () => {
+      const index = ipLink(ns, 'nlt-lk')?.ifindex;
+      assert.ok(index !== undefined);
+      assert.equal(socket.linkIndex('nlt-lk', 'look up'), index);
+      assert.equal(socket.linkIndex('lo', 'look up'), 1);
+      assert.equal(socket.linkName(index, 'look up'), 'nlt-lk');
+      assert.ok(!ipLinks(undefined).some((l) => l.ifname === 'nlt-lk'), 'the host has no nlt-lk');
+    });
+
+    test('a missing link is ENODEV by name, and absent by index', () => {
+      assert.throws(() => socket.linkIndex('no-such-link', 'look up'), { name: 'NetlinkError', message: 'look up: No such device (ENODEV)' });
+      assert.equal(socket.linkName(999_999, 'look up'), undefined);
+    });
+
+    test('names the kernel would cut short or at a colon are refused, not looked up', () => {
+      for (const name of ['', 'nlt-lk:0', 'a\0b', 'x'.repeat(16), 'é'.repeat(8)]) {
+        assert.throws(() => socket.linkIndex(name, 'look up'), /look up: link name .* cannot be looked up/, JSON.stringify(name));
+      }
+    });
+
+    test('a closed socket refuses', () => {
+      const closed = new NetlinkSocket({ netns: `/var/run/netns/${ns}` });
+      closed.close();
+      assert.throws(() => closed.linkIndex('lo', 'look up'), /netlink socket is closed/);
+      assert.throws(() => closed.linkName(1, 'look up'), /netlink socket is closed/);
     });
   });
 
