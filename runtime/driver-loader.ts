@@ -4,7 +4,8 @@
 import type { Logger } from 'pino';
 import { callbacksImport } from './callbacks.ts';
 import { CONTRACT_VERSION, type DriverImports } from './contract.ts';
-import { DriverHost, type DriverHostOptions } from './driver-host.ts';
+import { defaultCallTimeoutMs, DriverHost, type DriverHostOptions } from './driver-host.ts';
+import type { EngineName } from './engine/select.ts';
 import { InProcessInvoker, type Invoker } from './invoker.ts';
 import { type HostImports, ProcessSandbox, type SandboxLimits } from './sandbox/process-sandbox.ts';
 import { SandboxPool } from './sandbox/pool.ts';
@@ -32,7 +33,8 @@ export interface LoadDriverOptions {
   isolation?:
     | {
         kind: 'process';
-        cacheDir: string;
+        /** The host's cache root (each engine keeps its compiled components under it). */
+        cacheRoot: string;
         limits?: Partial<SandboxLimits>;
         /** Sandbox processes per version (calls on different endpoints run side by side). */
         instances?: number;
@@ -69,7 +71,17 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
   let invoker: Invoker;
   if (isolation.kind === 'process') {
-    const make = () => new ProcessSandbox({ driver: who.driver, prepared, cacheDir: isolation.cacheDir, imports: imports as unknown as HostImports, logger, limits: isolation.limits });
+    const make = () =>
+      new ProcessSandbox({
+        driver: who.driver,
+        prepared,
+        engine: opts.engine.name as EngineName,
+        cacheRoot: isolation.cacheRoot,
+        callTimeoutMs: opts.host?.callTimeoutMs ?? defaultCallTimeoutMs,
+        imports: imports as unknown as HostImports,
+        logger,
+        limits: isolation.limits,
+      });
     const pool = new SandboxPool(Array.from({ length: Math.max(1, isolation.instances ?? 1) }, make));
     await pool.start();
     invoker = pool;

@@ -9,6 +9,7 @@ import { adminSocketPath, bundledBridge, serve, stateDbPath, type UnixListener }
 import { adminRequest } from './admin-client.ts';
 import { installVersion } from '../../runtime/registry/versions.ts';
 import { defaultLimits } from '../../runtime/sandbox/process-sandbox.ts';
+import type { EngineName } from '../../runtime/engine/select.ts';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
 import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
 import { describePrivileges, parseManifest } from '../../runtime/manifest.ts';
@@ -85,6 +86,8 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .option('--heap-max <MiB>', "cap on the JavaScript heap of the driver's sandbox process", positiveInt(16_384), defaultLimits.heapMaxMb)
     .option('--max-return <KiB>', 'largest value a driver call may return', positiveInt(1024 * 1024), defaultLimits.maxReturnBytes / 1024)
     .option('--max-queued-calls <n>', 'calls waiting for the driver beyond which new calls are refused', positiveInt(100_000), defaultLimits.maxQueuedCalls)
+    .addOption(new Option('--engine <engine>', 'the engine that runs drivers: jco (JavaScript) or wasmtime (native)').choices(['jco', 'wasmtime']).default('jco'))
+    .option('--cache-dir <dir>', 'where compiled drivers are kept (default <state-dir>/cache); root only: what is there runs in the sandbox')
     .option('--instances <n>', 'sandbox processes per driver version: calls on different endpoints run side by side', positiveInt(64), 2)
     .addOption(new Option('--isolation <kind>', 'run the driver in a sandbox process, or in the host itself (none: for debugging only)').choices(['process', 'none']).default('process'))
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
@@ -101,6 +104,8 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
       maxReturn: number;
       maxQueuedCalls: number;
       instances: number;
+      engine: EngineName;
+      cacheDir?: string;
       isolation: 'process' | 'none';
       logLevel: string;
     }) => {
@@ -113,7 +118,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
         if (!isGranted(state, pkg)) await grantInteractively(state, pkg, opts.grantAll);
         const limits = { memoryMaxBytes: opts.memoryMax * 1024 * 1024, heapMaxMb: opts.heapMax, maxReturnBytes: opts.maxReturn * 1024, maxQueuedCalls: opts.maxQueuedCalls };
         running = await serve(
-          { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, isolation: opts.isolation, limits, instances: opts.instances, logger },
+          { socketDir: opts.socketDir, stateDir: opts.stateDir, name: opts.name, pkg, callTimeoutMs: opts.callTimeout, isolation: opts.isolation, limits, instances: opts.instances, engine: opts.engine, cacheDir: opts.cacheDir, logger },
           state,
           listen,
         );

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
-import { JcoEngine } from '../../runtime/engine/jco.ts';
+import { createEngine, type EngineName } from '../../runtime/engine/select.ts';
 import { loadDriver } from '../../runtime/driver-loader.ts';
 import { RtNetlink } from '../../runtime/netlink/rtnetlink.ts';
 import { NetlinkWorkers } from '../../runtime/netlink/workers.ts';
@@ -36,6 +36,10 @@ export interface ServeConfig {
   limits?: Partial<SandboxLimits>;
   /** Sandbox processes per driver version. */
   instances: number;
+  /** The engine that runs drivers. */
+  engine: EngineName;
+  /** Where compiled drivers are cached (default `<state-dir>/cache`). */
+  cacheDir?: string;
   logger: Logger;
 }
 
@@ -61,8 +65,8 @@ async function clearSocket(path: string): Promise<void> {
 export async function serve(config: ServeConfig, state: SqliteStateStore, listen: UnixListener): Promise<Running> {
   const { logger } = config;
   const netlink = new RtNetlink();
-  const cacheDir = join(config.stateDir, 'cache', 'jco');
-  const engine = new JcoEngine(cacheDir, { memoryMaxBytes: config.limits?.memoryMaxBytes ?? defaultLimits.memoryMaxBytes });
+  const cacheRoot = config.cacheDir ?? join(config.stateDir, 'cache');
+  const engine = await createEngine(config.engine, cacheRoot, { memoryMaxBytes: config.limits?.memoryMaxBytes ?? defaultLimits.memoryMaxBytes, callTimeoutMs: config.callTimeoutMs });
   // Netlink operations of sandboxed drivers run on worker threads, so a slow one blocks nothing else.
   const workers = config.isolation === 'process' ? new NetlinkWorkers(Math.max(2, config.instances * 2)) : undefined;
   const closers: (() => Promise<void> | void)[] = [() => netlink.close(), () => workers?.close()];
@@ -78,7 +82,7 @@ export async function serve(config: ServeConfig, state: SqliteStateStore, listen
         netlink,
         logger,
         host: { callTimeoutMs: config.callTimeoutMs },
-        isolation: config.isolation === 'process' ? { kind: 'process', cacheDir, limits: config.limits, instances: config.instances, workers } : { kind: 'none' },
+        isolation: config.isolation === 'process' ? { kind: 'process', cacheRoot, limits: config.limits, instances: config.instances, workers } : { kind: 'none' },
       });
     // The version that serves: the one made active by an earlier upgrade, if any, else the package given.
     const driverName = config.pkg.manifest.name;

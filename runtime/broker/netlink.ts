@@ -39,7 +39,7 @@ type NetlinkImport = { [K in keyof typeof Wit]: (...args: Parameters<(typeof Wit
 type AsyncBackend = { [K in keyof NetlinkBackend]: (...args: Parameters<NetlinkBackend[K]>) => Maybe<ReturnType<NetlinkBackend[K]>> };
 
 export function netlinkImport(d: NetlinkBrokerDeps): NetlinkImport {
-  const policy = new NetlinkPolicy(d.who.driver, d.grant, d.ledger, d.scopes, (name) => d.backend.getLink(name)?.index);
+  const policy = new NetlinkPolicy(d.who.driver, d.grant, d.ledger, d.scopes, (name) => d.backend.linkIndex(name));
   const call = auditedCall(d.audit, d.who, d.logger);
   const driver = d.who.driver;
   /** The backend, or the workers: each operation's result, or a promise of it. */

@@ -232,6 +232,7 @@ function fakeBackend() {
       return links.get(req.name)!;
     },
     getLink: (name: string) => links.get(name),
+    linkIndex: (name: string) => links.get(name)?.index,
     listLinks: () => [...links.values()],
     deleteLink(name: string) {
       calls.push(`deleteLink ${name}`);

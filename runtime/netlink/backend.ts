@@ -69,6 +69,8 @@ export interface BridgePortSettings {
 export interface NetlinkBackend {
   createLink(req: CreateLinkRequest): LinkInfo;
   getLink(name: string): LinkInfo | undefined;
+  /** Just the interface index of a link, or undefined if there is none (cheaper than getLink). */
+  linkIndex(name: string): number | undefined;
   listLinks(): LinkInfo[];
   setLinkUp(name: string, up: boolean): void;
   setLinkMtu(name: string, mtu: number): void;

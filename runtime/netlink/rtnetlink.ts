@@ -464,6 +464,15 @@ export class RtNetlink implements NetlinkBackend {
    * operation (never kept: links are renamed and moved behind our back); a
    * missing one fails as ENODEV under `context`.
    */
+  linkIndex(name: string): number | undefined {
+    try {
+      return this.#indexOf(name, `look up ${name}`);
+    } catch (e) {
+      if (e instanceof NetlinkError && e.code === 'ENODEV') return undefined;
+      throw e;
+    }
+  }
+
   #indexOf(name: string, context: string): number {
     return this.#socket.linkIndex(name, context);
   }

@@ -4,7 +4,7 @@
 // synchronous request to the host over stdout, answered on stdin. It runs the
 // driver with the in-process invoker and returns each call's outcome.
 import { readSync, writeSync } from 'node:fs';
-import { JcoEngine } from '../engine/jco.ts';
+import { createEngine, type EngineName } from '../engine/select.ts';
 import { callbacksImport } from '../callbacks.ts';
 import { InProcessInvoker, type DriverCall } from '../invoker.ts';
 import type { PreparedComponent } from '../engine/engine.ts';
@@ -71,7 +71,7 @@ for (const name of prepared.imports) {
 
 let invoker: InProcessInvoker;
 try {
-  const engine = new JcoEngine(String(init.cacheDir), { memoryMaxBytes: Number(init.memoryMaxBytes) });
+  const engine = await createEngine(init.engine as EngineName, String(init.cacheRoot), { memoryMaxBytes: Number(init.memoryMaxBytes), callTimeoutMs: Number(init.callTimeoutMs) });
   invoker = new InProcessInvoker(await engine.instantiate(prepared, imports as never));
   send({ t: 'ready' });
 } catch (e) {

@@ -17,6 +17,7 @@ import type { PreparedComponent } from '../engine/engine.ts';
 import type { CallOutcome, DriverCall, Invoker } from '../invoker.ts';
 import { encodeFrame, FrameReader } from './wire.ts';
 import { capProcessMemory } from './os-limits.ts';
+import type { EngineName } from '../engine/select.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const guestEntry = join(root, 'runtime/sandbox/guest.ts');
@@ -59,8 +60,11 @@ export type HostImports = Record<string, Record<string, (...args: unknown[]) => 
 export interface SandboxOptions {
   driver: string;
   prepared: PreparedComponent;
-  /** The jco cache directory holding the prepared component. */
-  cacheDir: string;
+  /** The engine that runs the driver, and the host's cache root (the engine's compiled components are under it). */
+  engine: EngineName;
+  cacheRoot: string;
+  /** Deadline of one call (the wasmtime engine interrupts a call past it by itself). */
+  callTimeoutMs: number;
   /** The broker: host imports by versioned interface name. */
   imports: HostImports;
   logger: Logger;
@@ -84,12 +88,19 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>;
 }
 
-/** The command line of a sandbox process: the host's runtime, with its permission model shut but for reading code. */
-export function sandboxCommand(cacheDir: string, heapMaxMb: number, entry = guestEntry): [string, string[]] {
+/**
+ * The command line of a sandbox process: the host's runtime, with its
+ * permission model shut but for reading code (and, for the wasmtime engine,
+ * loading its native addon).
+ */
+export function sandboxCommand(cacheDir: string, heapMaxMb: number, entry = guestEntry, engine: EngineName = 'jco'): [string, string[]] {
+  const addon = join(root, 'runtime/engine/wasmtime/wasmnet_wasmtime.node');
   if (typeof Deno !== 'undefined') {
-    return [Deno.execPath(), ['run', '--no-prompt', '--no-check', `--allow-read=${root},${cacheDir}`, '--allow-env=JCO_DEBUG', `--v8-flags=--max-old-space-size=${heapMaxMb}`, entry]];
+    const ffi = engine === 'wasmtime' ? [`--allow-ffi=${addon}`] : [];
+    return [Deno.execPath(), ['run', '--no-prompt', '--no-check', `--allow-read=${root},${cacheDir}`, '--allow-env=JCO_DEBUG', ...ffi, `--v8-flags=--max-old-space-size=${heapMaxMb}`, entry]];
   }
-  return [process.execPath, ['--permission', `--allow-fs-read=${root}`, `--allow-fs-read=${cacheDir}`, `--max-old-space-size=${heapMaxMb}`, entry]];
+  const addons = engine === 'wasmtime' ? ['--allow-addons'] : [];
+  return [process.execPath, ['--permission', `--allow-fs-read=${root}`, `--allow-fs-read=${cacheDir}`, ...addons, `--max-old-space-size=${heapMaxMb}`, entry]];
 }
 
 /** The sandboxes of this process that are not closed (the admin API shows their stats). */
@@ -148,7 +159,7 @@ export class ProcessSandbox implements Invoker {
   }
 
   private spawnChild(): Promise<void> {
-    const [file, args] = sandboxCommand(this.opts.cacheDir, this.limits.heapMaxMb);
+    const [file, args] = sandboxCommand(this.opts.cacheRoot, this.limits.heapMaxMb, guestEntry, this.opts.engine);
     const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
     if (process.env.HOME) env.HOME = process.env.HOME;
     if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
@@ -210,7 +221,9 @@ export class ProcessSandbox implements Invoker {
           imports: this.opts.prepared.imports,
           exports: this.opts.prepared.exports,
           dir: (this.opts.prepared as PreparedComponent & { dir?: string }).dir,
-          cacheDir: this.opts.cacheDir,
+          engine: this.opts.engine,
+          cacheRoot: this.opts.cacheRoot,
+          callTimeoutMs: this.opts.callTimeoutMs,
           memoryMaxBytes: this.limits.memoryMaxBytes,
         }),
       );

@@ -158,6 +158,9 @@ export class WasmnetHost {
       '--name', this.name,
       // The tests grant what the bundled drivers' manifests ask for, as an operator scripting an install would.
       '--grant-all',
+      // The engine under test (WASMNET_ENGINE), and a compiled-driver cache shared by every host of the run.
+      ...(process.env.WASMNET_ENGINE ? ['--engine', process.env.WASMNET_ENGINE] : []),
+      ...(process.env.WASMNET_CACHE_DIR ? ['--cache-dir', process.env.WASMNET_CACHE_DIR] : []),
       ...this.#extraArgs,
     ], this.#entry);
     if (!fs.existsSync(cmd.file)) throw new Error(`${cmd.file} not found (npm install?)`);
