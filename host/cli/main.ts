@@ -9,7 +9,8 @@ import { adminSocketPath, bundledBridge, serve, stateDbPath, type UnixListener }
 import { adminRequest } from './admin-client.ts';
 import { installVersion } from '../../runtime/registry/versions.ts';
 import { defaultLimits } from '../../runtime/sandbox/process-sandbox.ts';
-import type { EngineName } from '../../runtime/engine/select.ts';
+import { createEngine, type EngineName } from '../../runtime/engine/select.ts';
+import { join } from 'node:path';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
 import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
 import { describePrivileges, parseManifest } from '../../runtime/manifest.ts';
@@ -65,6 +66,16 @@ async function grantInteractively(state: SqliteStateStore, pkg: DriverPackage, g
 }
 
 const stateDirOption = () => new Option('--state-dir <dir>', 'where state (SQLite), grants, the audit log and compiled drivers are kept').default(defaultStateDir);
+const engineOption = () => new Option('--engine <engine>', 'the engine that runs drivers: jco (JavaScript) or wasmtime (native)').choices(['jco', 'wasmtime']).default('jco');
+const cacheDirOption = () => new Option('--cache-dir <dir>', 'where compiled drivers are kept (default <state-dir>/cache); root only: what is there runs in the sandbox');
+
+/** Compiles a package for the engine now, so that serving or switching to it later does not wait for that. */
+async function precompile(pkg: DriverPackage, engine: EngineName, stateDir: string, cacheDir: string | undefined): Promise<void> {
+  const started = performance.now();
+  const e = await createEngine(engine, cacheDir ?? join(stateDir, 'cache'), { memoryMaxBytes: defaultLimits.memoryMaxBytes, callTimeoutMs: defaultCallTimeoutMs });
+  await e.prepare({ bytes: pkg.bytes, digest: pkg.digest });
+  console.log(`Compiled for ${engine} in ${Math.round(performance.now() - started)} ms.`);
+}
 
 export async function main(argv: string[], listen: UnixListener): Promise<void> {
   const program = new Command('wasmnet')
@@ -86,8 +97,8 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .option('--heap-max <MiB>', "cap on the JavaScript heap of the driver's sandbox process", positiveInt(16_384), defaultLimits.heapMaxMb)
     .option('--max-return <KiB>', 'largest value a driver call may return', positiveInt(1024 * 1024), defaultLimits.maxReturnBytes / 1024)
     .option('--max-queued-calls <n>', 'calls waiting for the driver beyond which new calls are refused', positiveInt(100_000), defaultLimits.maxQueuedCalls)
-    .addOption(new Option('--engine <engine>', 'the engine that runs drivers: jco (JavaScript) or wasmtime (native)').choices(['jco', 'wasmtime']).default('jco'))
-    .option('--cache-dir <dir>', 'where compiled drivers are kept (default <state-dir>/cache); root only: what is there runs in the sandbox')
+    .addOption(engineOption())
+    .addOption(cacheDirOption())
     .option('--instances <n>', 'sandbox processes per driver version: calls on different endpoints run side by side', positiveInt(64), 2)
     .addOption(new Option('--isolation <kind>', 'run the driver in a sandbox process, or in the host itself (none: for debugging only)').choices(['process', 'none']).default('process'))
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
@@ -144,7 +155,9 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .option('--manifest <file>', 'the driver manifest, if not beside the component')
     .option('--grant-all', 'grant without asking (for scripts)', false)
     .addOption(stateDirOption())
-    .action(async (file: string, opts: { manifest?: string; grantAll: boolean; stateDir: string }) => {
+    .addOption(engineOption())
+    .addOption(cacheDirOption())
+    .action(async (file: string, opts: { manifest?: string; grantAll: boolean; stateDir: string; engine: EngineName; cacheDir?: string }) => {
       const state = openState(opts.stateDir);
       try {
         const pkg = await readPackage(file, opts.manifest);
@@ -153,6 +166,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
         // Installed side by side with the other versions; `wasmnet upgrade` makes it active.
         const v = await installVersion(opts.stateDir, state.versions, pkg);
         console.log(`Installed ${v.driver} ${v.version} (${v.digest}).`);
+        await precompile(pkg, opts.engine, opts.stateDir, opts.cacheDir);
       } finally {
         state.close();
       }
@@ -254,7 +268,9 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
     .addOption(new Option('--strategy <strategy>', 'all: every call goes to the new version; new-networks: networks made before stay on the old one').choices(['all', 'new-networks']).default('all'))
     .option('--grant-all', 'grant what the new version asks for without asking (for scripts)', false)
     .addOption(stateDirOption())
-    .action(async (driver: string, target: string, opts: { manifest?: string; strategy: string; grantAll: boolean; stateDir: string }) => {
+    .addOption(engineOption())
+    .addOption(cacheDirOption())
+    .action(async (driver: string, target: string, opts: { manifest?: string; strategy: string; grantAll: boolean; stateDir: string; engine: EngineName; cacheDir?: string }) => {
       const state = openState(opts.stateDir);
       try {
         const installed = state.versions.list(driver).find((v) => v.version === target || v.digest === target);
@@ -262,6 +278,7 @@ export async function main(argv: string[], listen: UnixListener): Promise<void> 
           const pkg = await readPackage(target, opts.manifest);
           if (pkg.manifest.name !== driver) throw new CliError(`${target} is driver ${pkg.manifest.name}, not ${driver}`);
           if (!isGranted(state, pkg)) await grantInteractively(state, pkg, opts.grantAll);
+          await precompile(pkg, opts.engine, opts.stateDir, opts.cacheDir);
         }
       } finally {
         state.close();
