@@ -34,7 +34,9 @@ function leb(value: number): number[] {
 /** Returns the module with each defined memory's maximum capped so that all of them fit in `maxBytes`. */
 export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
   if (module.length < 8 || module[0] !== 0 || module[1] !== 0x61 || module[2] !== 0x73 || module[3] !== 0x6d) throw new Error('not a core wasm module');
-  const out: number[] = Array.from(module.subarray(0, 8));
+  // Sections other than the memory section are copied as they are, in runs.
+  const chunks: Uint8Array[] = [];
+  let copyFrom = 0;
   let pos = 8;
   while (pos < module.length) {
     const id = module[pos]!;
@@ -42,7 +44,6 @@ export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
     const end = start + size;
     if (end > module.length) throw new Error('truncated section');
     if (id !== 5) {
-      for (let i = pos; i < end; i++) out.push(module[i]!);
       pos = end;
       continue;
     }
@@ -61,8 +62,16 @@ export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
       body.push(flags | 0x01, ...leb(min), ...leb(Math.min(max, budgetPages)));
     }
     if (p !== end) throw new Error('malformed memory section');
-    out.push(5, ...leb(body.length), ...body);
+    chunks.push(module.subarray(copyFrom, pos), new Uint8Array([5, ...leb(body.length), ...body]));
+    copyFrom = end;
     pos = end;
   }
-  return new Uint8Array(out);
+  chunks.push(module.subarray(copyFrom));
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
