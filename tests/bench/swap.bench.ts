@@ -1,5 +1,6 @@
 // Benchmark: what a hot swap costs the calls around it. A steady stream of
-// EndpointOperInfo calls goes to the bridge driver while versions are swapped
+// EndpointOperInfo calls (a fixed rate, --rate per second, as a busy dockerd
+// would send; not a saturating loop) goes to the bridge driver while versions are swapped
 // (0.1.0 <-> 0.2.0) every few hundred milliseconds; the latency of calls made
 // during the swapping phase is compared with a phase without swaps, in the
 // same run. Also: the time from the upgrade request to the new version
@@ -22,7 +23,8 @@ function arg(name: string, fallback: number): number {
   return n;
 }
 const seconds = arg('--seconds', 8);
-const swaps = arg('--swaps', 16);
+const swaps = arg('--swaps', 4);
+const rate = arg('--rate', 200);
 const v2 = join(REPO_ROOT, 'drivers-wasm/testing/bridge-v2/build/bridge-v2.wasm');
 
 if (process.getuid?.() !== 0) {
@@ -55,30 +57,32 @@ try {
   await call('CreateNetwork', { NetworkID: nid, Options: {}, IPv4Data: [{ AddressSpace: 'x', Pool: '10.71.0.0/16', Gateway: '10.71.0.1/16' }], IPv6Data: [] });
   await call('CreateEndpoint', { NetworkID: nid, EndpointID: eid, Interface: { Address: '10.71.0.2/16' }, Options: {} });
 
-  /** Calls EndpointOperInfo back to back from `clients` clients for `ms`, returning each latency. */
-  async function stream(ms: number, clients: number, during?: () => Promise<void>): Promise<number[]> {
+  /** Sends EndpointOperInfo at `rate` calls per second for `ms` (each call on its own, however long others take); returns each latency. */
+  async function stream(ms: number, during?: () => Promise<void>): Promise<number[]> {
     const lat: number[] = [];
-    let stop = false;
-    const loops = Array.from({ length: clients }, async () => {
-      while (!stop) {
-        const t = performance.now();
-        await call('EndpointOperInfo', { NetworkID: nid, EndpointID: eid });
-        lat.push(performance.now() - t);
-      }
-    });
+    const inflight: Promise<void>[] = [];
+    const started = performance.now();
     const work = during ? during() : Promise.resolve();
-    await new Promise((r) => setTimeout(r, ms));
+    for (let i = 0; performance.now() - started < ms; i++) {
+      const due = started + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      inflight.push(
+        call('EndpointOperInfo', { NetworkID: nid, EndpointID: eid }).then(() => {
+          lat.push(performance.now() - due);
+        }),
+      );
+    }
     await work;
-    stop = true;
-    await Promise.all(loops);
+    await Promise.all(inflight);
     return lat;
   }
 
-  await stream(1000, 4); // warm-up
-  const baseline = await stream(seconds * 1000, 4);
+  await stream(1000); // warm-up
+  const baseline = await stream(seconds * 1000);
   const switchMs: number[] = [];
   const serveMs: number[] = [];
-  const during = await stream(seconds * 1000, 4, async () => {
+  const during = await stream(seconds * 1000, async () => {
     for (let i = 0; i < swaps; i++) {
       const target = i % 2 === 0 ? '0.2.0' : '0.1.0';
       const t = performance.now();
@@ -93,7 +97,7 @@ try {
     }
   });
   const row = (name: string, xs: number[]) => console.log(`${name.padEnd(24)} n=${String(xs.length).padStart(6)}  p50 ${pct(xs, 50).toFixed(2).padStart(7)} ms  p99 ${pct(xs, 99).toFixed(2).padStart(7)} ms  max ${Math.max(...xs).toFixed(2).padStart(7)} ms`);
-  console.log(`swap bench: EndpointOperInfo from 4 clients, ${seconds} s without and ${seconds} s with ${swaps} swaps, runtime ${defaultRuntime()}`);
+  console.log(`swap bench: EndpointOperInfo at ${rate}/s, ${seconds} s without and ${seconds} s with ${swaps} swaps, runtime ${defaultRuntime()}, engine ${process.env.WASMNET_ENGINE ?? 'jco'}`);
   row('calls, no swaps', baseline);
   row('calls, during swaps', during);
   row('upgrade request to serving', serveMs);
