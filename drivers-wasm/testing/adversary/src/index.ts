@@ -23,8 +23,8 @@
 //   garbage      endpoint-oper-info returns an entry whose value is not JSON
 //   dupkeys      endpoint-oper-info returns the same key twice
 //   wrongtype    endpoint-oper-info returns a number where the WIT says string
-//   oversized    endpoint-oper-info / network-allocate return 512 KiB (the tests
-//                run with a 256 KiB cap on return values)
+//   oversized    endpoint-oper-info / network-allocate return 128 KiB (the tests
+//                run with a 64 KiB cap on return values)
 //   huge         endpoint-oper-info returns about 20 MB
 //   storm        calls netlink.get-link in a tight loop, forever
 //   stormstore   calls store.get in a tight loop, forever
@@ -389,7 +389,7 @@ export const driver: typeof DriverIface = {
   networkAllocate: (nid) => {
     const mode = modeOf(nid);
     misbehave(mode, 'network-allocate', nid);
-    if (mode === 'oversized') return [['big1', 'x'.repeat(256 * 1024)], ['big2', 'x'.repeat(256 * 1024)]];
+    if (mode === 'oversized') return [['big1', 'x'.repeat(64 * 1024)], ['big2', 'x'.repeat(64 * 1024)]];
     if (mode === 'garbage') return [['k', 'v'], ['k', 'w']];
     return [];
   },
@@ -441,7 +441,7 @@ export const driver: typeof DriverIface = {
       case 'wrongtype':
         return [{ key: 'adversary', value: 42 as unknown as string }];
       case 'oversized':
-        return bigOptions(2, 256 * 1024);
+        return bigOptions(2, 64 * 1024);
       case 'huge':
         return bigOptions(20, MB);
       case 'stalehandle':
