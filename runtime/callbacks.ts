@@ -7,6 +7,24 @@ import { type Addr, parseCidr as parseStrictCidr, parseIp as parseStrictIp } fro
 import type { IpamData, ObjectType, RouteType } from './contract.ts';
 import { DriverCallError } from './contract.ts';
 
+/**
+ * The callback objects that are valid now: made by the host for the call in
+ * progress. A handle the driver kept from an earlier call, or one the glue
+ * made up for a forged index, is not among them, and using it traps the
+ * driver (a plain error, not a driver-error).
+ */
+const live = new WeakSet<object>();
+
+function alive(o: object): void {
+  if (!live.has(o)) throw new Error('wasmnet: a callback handle that is not valid in this call was used');
+}
+
+/** Ends the validity of a callback object (and of what it handed out) when its call returns. */
+export function retire(o: object): void {
+  live.delete(o);
+  if (o instanceof JoinInfo) for (const n of o.issued) live.delete(n);
+}
+
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 /** Linux interface names: 1..15 bytes, no '/', ':' or whitespace. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
@@ -30,11 +48,17 @@ export class NetworkInfo {
   /** IPAM updates a driver asked for (logged by the host; dockerd has no way to receive them). */
   readonly ipamUpdates: IpamData[][] = [];
 
+  constructor() {
+    live.add(this);
+  }
+
   tableEventRegister(tableName: string, _objectType: ObjectType): void {
+    alive(this);
     throw new DriverCallError('not-implemented', `table-event-register(${JSON.stringify(tableName)}): driver tables need a global-scope (multi-host) setup`);
   }
 
   updateIpamConfig(ipv4Data: IpamData[]): void {
+    alive(this);
     this.ipamUpdates.push(ipv4Data);
   }
 }
@@ -57,9 +81,11 @@ export class InterfaceInfo {
   constructor(given: EndpointInterface, netnsPath = '') {
     this.given = given;
     this.netns = netnsPath;
+    live.add(this);
   }
 
   setMacAddress(mac: string): void {
+    alive(this);
     if (typeof mac !== 'string' || !MAC.test(mac.toLowerCase())) invalid(`set-mac-address: ${JSON.stringify(mac)} is not a MAC address`);
     if (this.given.macAddress !== '' || this.set.macAddress !== undefined) {
       throw new DriverCallError('forbidden', 'set-mac-address: the endpoint already has a MAC address');
@@ -68,6 +94,7 @@ export class InterfaceInfo {
   }
 
   setIpAddress(cidr: string): void {
+    alive(this);
     const [ip, len] = parseCidr(cidr, 'set-ip-address');
     const slot = ip.kind() === 'ipv4' ? 'address' : 'addressIpv6';
     if (this.given[slot] !== '' || this.set[slot] !== undefined) {
@@ -77,22 +104,27 @@ export class InterfaceInfo {
   }
 
   macAddress(): string | undefined {
+    alive(this);
     return this.set.macAddress ?? (this.given.macAddress || undefined);
   }
 
   address(): string | undefined {
+    alive(this);
     return this.set.address ?? (this.given.address || undefined);
   }
 
   addressIpv6(): string | undefined {
+    alive(this);
     return this.set.addressIpv6 ?? (this.given.addressIpv6 || undefined);
   }
 
   netnsPath(): string {
+    alive(this);
     return this.netns;
   }
 
   setCreatedInContainer(created: boolean): void {
+    alive(this);
     this.createdInContainer = created === true;
   }
 }
@@ -108,9 +140,11 @@ export class InterfaceNameInfo {
   private readonly join: JoinInfo;
   constructor(join: JoinInfo) {
     this.join = join;
+    live.add(this);
   }
 
   setNames(srcName: string, dstPrefix: string, dstName: string): void {
+    alive(this);
     if (typeof srcName !== 'string' || !IFNAME.test(srcName)) invalid(`set-names: source name ${JSON.stringify(srcName)} is not an interface name`);
     if (typeof dstPrefix !== 'string' || (dstPrefix !== '' && !/^[A-Za-z0-9_.-]{1,12}$/.test(dstPrefix))) invalid(`set-names: destination prefix ${JSON.stringify(dstPrefix)} is not a valid prefix (1 to 12 characters)`);
     if (typeof dstName !== 'string' || (dstName !== '' && !IFNAME.test(dstName))) invalid(`set-names: destination name ${JSON.stringify(dstName)} is not an interface name`);
@@ -134,19 +168,33 @@ export class JoinInfo {
   gatewayServiceDisabled = false;
   static readonly maxRoutes = 256;
 
+  /** The interface-name objects handed out, retired with this one. */
+  readonly issued: InterfaceNameInfo[] = [];
+
+  constructor() {
+    live.add(this);
+  }
+
   interfaceName(): InterfaceNameInfo {
-    return new InterfaceNameInfo(this);
+    alive(this);
+    if (this.issued.length >= 16) invalid('interface-name: asked too often');
+    const n = new InterfaceNameInfo(this);
+    this.issued.push(n);
+    return n;
   }
 
   setGateway(ip: string): void {
+    alive(this);
     this.gateway = parseIp(ip, 'ipv4', 'set-gateway');
   }
 
   setGatewayIpv6(ip: string): void {
+    alive(this);
     this.gatewayIpv6 = parseIp(ip, 'ipv6', 'set-gateway-ipv6');
   }
 
   addStaticRoute(destination: string, routeType: RouteType, nextHop: string): void {
+    alive(this);
     const [ip, len] = parseCidr(destination, 'add-static-route');
     if (routeType !== 'next-hop' && routeType !== 'connected') invalid('add-static-route: unknown route type');
     let hop = '';
@@ -156,10 +204,12 @@ export class JoinInfo {
   }
 
   disableGatewayService(): void {
+    alive(this);
     this.gatewayServiceDisabled = true;
   }
 
   addTableEntry(tableName: string, _key: string, _value: Uint8Array): void {
+    alive(this);
     throw new DriverCallError('not-implemented', `add-table-entry(${JSON.stringify(tableName)}): driver tables need a global-scope (multi-host) setup`);
   }
 }

@@ -6,7 +6,7 @@
 // same invoker in a child process and carries calls and outcomes over a pipe.
 import type { DriverExports, DriverError } from './contract.ts';
 import { errorKinds } from './contract.ts';
-import { type EndpointInterface, InterfaceInfo, JoinInfo, NetworkInfo, type InterfaceNames, type StaticRoute } from './callbacks.ts';
+import { type EndpointInterface, InterfaceInfo, JoinInfo, NetworkInfo, retire, type InterfaceNames, type StaticRoute } from './callbacks.ts';
 import type { IpamData } from './contract.ts';
 import type { DriverInstance } from './engine/engine.ts';
 
@@ -112,6 +112,9 @@ export class InProcessInvoker implements Invoker {
       if (error) return { ok: false, error, callback: cb && stateOf(cb) };
       this.trapped = e instanceof Error ? e.message : String(e);
       return { ok: false, trap: this.trapped.slice(0, 4096) };
+    } finally {
+      // The callback is valid for this call only: a handle kept for later traps the driver.
+      if (cb) retire(cb);
     }
   }
 

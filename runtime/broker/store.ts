@@ -27,6 +27,7 @@ export function storeImport(kv: KeyValueStore) {
         return storeError(e);
       }
     },
+    /** Over its byte budget the answer is refused; the contract has no error for it, so the driver traps. */
     entries(prefix: string): [string, string][] {
       return kv.entries(prefix);
     },

@@ -54,3 +54,28 @@ describe('SqliteStateStore', () => {
     assert.equal(kv.get('k'), 'v');
   });
 });
+
+describe('store budgets', () => {
+  test('a driver cannot hold more than its byte quota, and deletes give the room back', () => {
+    const kv = new SqliteStateStore(':memory:').forDriver('d');
+    const big = 'x'.repeat(storeLimits.maxValueBytes - 16);
+    let n = 0;
+    assert.throws(() => {
+      for (;;) kv.set(`k${n++}`, big);
+    }, /would hold over/);
+    assert.ok(n > 100 && kv.get(`k${n - 1}`) === undefined, 'the write over the quota was refused and left nothing');
+    kv.delete('k0');
+    kv.set('k0', big);
+    assert.throws(() => kv.set('extra', big), /would hold over/);
+  });
+
+  test('entries stops at its byte budget instead of reading the whole store', () => {
+    const kv = new SqliteStateStore(':memory:').forDriver('d');
+    const value = 'v'.repeat(100 * 1024);
+    for (let i = 0; i < Math.ceil(storeLimits.maxEntriesBytes / value.length) + 2; i++) kv.set(`big/${String(i).padStart(4, '0')}`, value);
+    kv.set('small/a', '1');
+    assert.throws(() => kv.entries('big/'), /ask with a narrower prefix/);
+    assert.throws(() => kv.entries(''), /ask with a narrower prefix/);
+    assert.deepEqual(kv.entries('small/'), [['small/a', '1']]);
+  });
+});

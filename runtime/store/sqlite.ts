@@ -124,6 +124,10 @@ export class SqliteStateStore implements HostState {
     const range = db.prepare('SELECT key, value FROM kv WHERE driver = ? AND key >= ? AND key < ? ORDER BY key');
     const all = db.prepare('SELECT key, value FROM kv WHERE driver = ? ORDER BY key');
     const count = db.prepare('SELECT count(*) AS n FROM kv WHERE driver = ?');
+    const size = db.prepare('SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) AS n FROM kv WHERE driver = ?');
+    // The bytes the driver holds, counted once and then kept up to date (this process is the only writer).
+    let bytes: number | undefined;
+    const held = () => (bytes ??= Number((size.get(driver) as { n: number }).n));
     return {
       get(key) {
         const row = get.get(driver, key) as { value: string } | undefined;
@@ -132,17 +136,34 @@ export class SqliteStateStore implements HostState {
       set(key, value) {
         if (key.length === 0 || utf8Length(key) > storeLimits.maxKeyBytes) throw new StoreLimitError(`key must be 1 to ${storeLimits.maxKeyBytes} bytes`);
         if (utf8Length(value) > storeLimits.maxValueBytes) throw new StoreLimitError(`value over ${storeLimits.maxValueBytes} bytes`);
-        if (get.get(driver, key) === undefined && (count.get(driver) as { n: number }).n >= storeLimits.maxKeysPerDriver) {
+        const old = get.get(driver, key) as { value: string } | undefined;
+        if (old === undefined && (count.get(driver) as { n: number }).n >= storeLimits.maxKeysPerDriver) {
           throw new StoreLimitError(`driver has ${storeLimits.maxKeysPerDriver} keys already`);
         }
+        const after = held() - (old === undefined ? 0 : utf8Length(key) + utf8Length(old.value)) + utf8Length(key) + utf8Length(value);
+        if (after > storeLimits.maxBytesPerDriver) throw new StoreLimitError(`driver would hold over ${storeLimits.maxBytesPerDriver} bytes`);
         upsert.run(driver, key, value);
+        bytes = after;
       },
       delete(key) {
-        return Number(del.run(driver, key).changes) > 0;
+        const old = get.get(driver, key) as { value: string } | undefined;
+        const gone = Number(del.run(driver, key).changes) > 0;
+        if (gone && old !== undefined && bytes !== undefined) bytes -= utf8Length(key) + utf8Length(old.value);
+        return gone;
       },
       entries(prefix) {
-        const rows = (prefix === '' ? all.all(driver) : range.all(driver, prefix, prefix + '\u{10FFFF}')) as { key: string; value: string }[];
-        return rows.map((r) => [r.key, r.value]);
+        // Read row by row and stop at the budget, so a driver cannot make the host hold its whole store at once.
+        const rows = prefix === '' ? all.iterate(driver) : range.iterate(driver, prefix, prefix + '\u{10FFFF}');
+        const out: [string, string][] = [];
+        let total = 0;
+        for (const r of rows as Iterable<{ key: string; value: string }>) {
+          total += r.key.length + r.value.length;
+          if (total > storeLimits.maxEntriesBytes) {
+            throw new StoreLimitError(`entries under ${JSON.stringify(prefix)} hold over ${storeLimits.maxEntriesBytes} bytes: ask with a narrower prefix`);
+          }
+          out.push([r.key, r.value]);
+        }
+        return out;
       },
     };
   }

@@ -25,6 +25,10 @@ export const storeLimits = {
   maxKeyBytes: 512,
   maxValueBytes: 256 * 1024,
   maxKeysPerDriver: 100_000,
+  /** All of a driver's keys and values together. */
+  maxBytesPerDriver: 64 * 1024 * 1024,
+  /** What one `entries` answer may hold; a larger one is refused (ask with a narrower prefix). */
+  maxEntriesBytes: 4 * 1024 * 1024,
 };
 
 export class StoreLimitError extends Error {
