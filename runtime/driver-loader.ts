@@ -88,9 +88,16 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
   } else {
     invoker = new InProcessInvoker(await opts.engine.instantiate(prepared, imports));
   }
-  const host = await DriverHost.start(prepared, invoker, { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
-  if (host.description.name !== who.driver) {
-    throw new Error(`driver registered as "${host.description.name}", but its manifest names it "${who.driver}"`);
+  let host: DriverHost;
+  try {
+    host = await DriverHost.start(prepared, invoker, { ...opts.host, scopes: { driver: who.driver, store: state.scopes }, afterCall: () => state.audit.flush() });
+    if (host.description.name !== who.driver) {
+      throw new Error(`driver registered as "${host.description.name}", but its manifest names it "${who.driver}"`);
+    }
+  } catch (e) {
+    // A driver that does not start properly leaves no sandbox behind.
+    await invoker.close();
+    throw e;
   }
   logger.info({ digest: pkg.digest, engine: opts.engine.name }, 'driver loaded');
   return host;
