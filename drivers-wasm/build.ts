@@ -19,6 +19,11 @@
 //
 // A driver may ask for StarlingMonkey features in <driver>/build.json:
 //   { "features": ["clocks"] }   // any of stdio, random, clocks, http, fetch-event
+//
+// A driver in another language (a directory with its own build.ts and no
+// src/index.ts, such as cbridge in C) builds itself: this script runs its
+// build.ts (with --force when given), which skips unchanged inputs likewise;
+// when all drivers are built, one whose toolchain is missing is skipped.
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -105,6 +110,19 @@ async function findDrivers(): Promise<Driver[]> {
     drivers.push({ name: relative(driversDir, dir), dir, world, features });
   }
   return drivers;
+}
+
+/** Drivers that build themselves: a directory with build.ts and no src/index.ts. */
+async function findBuildScripts(): Promise<{ name: string; dir: string }[]> {
+  const out: { name: string; dir: string }[] = [];
+  for (const parent of [driversDir, join(driversDir, 'testing')]) {
+    if (!existsSync(parent)) continue;
+    for (const name of (await readdir(parent)).sort()) {
+      const dir = join(parent, name);
+      if (existsSync(join(dir, 'build.ts')) && !existsSync(join(dir, 'src/index.ts'))) out.push({ name: relative(driversDir, dir), dir });
+    }
+  }
+  return out;
 }
 
 /** WIT imports (`wasmnet:host/log@0.1.0`) stay imports of the component; Node built-ins do not exist there. */
@@ -237,14 +255,21 @@ async function main(): Promise<void> {
   const force = args.includes('--force');
   const names = args.filter((a) => !a.startsWith('--'));
   const all = await findDrivers();
-  const selected = names.length
-    ? names.map((n) => {
-        const d = all.find((x) => x.name === n || basename(x.dir) === n);
-        if (!d) throw new Error(`no driver "${n}" (known: ${all.map((x) => x.name).join(', ') || 'none'})`);
-        return d;
-      })
-    : all;
+  const scripted = await findBuildScripts();
+  const known = [...all.map((x) => x.name), ...scripted.map((x) => x.name)];
+  const matches = (x: { name: string; dir: string }, n: string): boolean => x.name === n || basename(x.dir) === n;
+  const unknown = names.filter((n) => !all.some((x) => matches(x, n)) && !scripted.some((x) => matches(x, n)));
+  if (unknown.length) throw new Error(`no driver "${unknown[0]}" (known: ${known.join(', ') || 'none'})`);
+  const selected = names.length ? all.filter((x) => names.some((n) => matches(x, n))) : all;
+  const selectedScripts = names.length ? scripted.filter((x) => names.some((n) => matches(x, n))) : scripted;
+  for (const s of selectedScripts) {
+    const r = spawnSync(process.execPath, [join(s.dir, 'build.ts'), ...(force ? ['--force'] : [])], { stdio: 'inherit', cwd: root });
+    // Status 2: its toolchain is missing; fatal only for a driver asked for by name.
+    if (r.status === 2 && !names.length) console.log(`${s.name}: skipped, its toolchain is missing`);
+    else if (r.status !== 0) throw new Error(`${rel(join(s.dir, 'build.ts'))} failed`);
+  }
   if (selected.length === 0) {
+    if (selectedScripts.length) return;
     console.log('no drivers to build');
     return;
   }
