@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
+import { hostLinks, linkExists, type Link } from './lib/links.ts';
 import { REPO_ROOT, WasmnetHost, cliCommand, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.201.0.0/24';
@@ -21,19 +22,7 @@ const GATEWAY = '10.201.0.1';
 /** Name prefix of the links the driver creates (configurable in the driver later). */
 const LINK_PREFIX = process.env.WASMNET_E2E_LINK_PREFIX ?? 'wn';
 
-interface Link {
-  ifname: string;
-  link_type?: string;
-  linkinfo?: { info_kind?: string };
-}
 
-function hostLinks(): Link[] {
-  return JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show'], { encoding: 'utf8' })) as Link[];
-}
-
-function linkExists(name: string): boolean {
-  return hostLinks().some((l) => l.ifname === name);
-}
 
 interface NetSettings {
   IPAddress: string;

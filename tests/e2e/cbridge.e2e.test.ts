@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { BUSYBOX_IMAGE, canRunDockerd, runCommand, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
+import { hostLinks, linkExists, type Link } from './lib/links.ts';
 import { NODE_BIN, REPO_ROOT, WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.203.0.0/24';
@@ -26,21 +27,7 @@ const LINK_PREFIX = 'wc';
 const DRIVER_DIR = path.join(REPO_ROOT, 'drivers-wasm/cbridge');
 const COMPONENT = path.join(DRIVER_DIR, 'build/cbridge.wasm');
 
-interface Link {
-  ifname: string;
-  address?: string;
-  master?: string;
-  link_type?: string;
-  linkinfo?: { info_kind?: string };
-}
 
-function hostLinks(): Link[] {
-  return JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show'], { encoding: 'utf8' })) as Link[];
-}
-
-function linkExists(name: string): boolean {
-  return hostLinks().some((l) => l.ifname === name);
-}
 
 interface NetSettings {
   IPAddress: string;

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BUSYBOX_IMAGE, canRunDockerd, runCommand, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
+import { hostLinks, linkExists, type Link } from './lib/links.ts';
 import { NODE_BIN, NODE_ENTRY, REPO_ROOT, WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.202.0.0/24';
@@ -32,25 +33,7 @@ const LINK_PREFIX = 'mv';
 const DRIVER_DIR = path.join(REPO_ROOT, 'drivers-wasm/macvlan');
 const COMPONENT = path.join(DRIVER_DIR, 'build/macvlan.wasm');
 
-interface Link {
-  ifname: string;
-  /** For a macvlan: its parent; for a veth: its peer. */
-  link?: string;
-  link_netnsid?: number;
-  address?: string;
-  mtu?: number;
-  operstate?: string;
-  link_type?: string;
-  linkinfo?: { info_kind?: string; info_data?: { mode?: string } };
-}
 
-function hostLinks(): Link[] {
-  return JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show'], { encoding: 'utf8' })) as Link[];
-}
-
-function linkExists(name: string): boolean {
-  return hostLinks().some((l) => l.ifname === name);
-}
 
 /** What must not change on the parent: the link as `ip -d link` shows it, and its IPv4 addresses. */
 function parentSnapshot(name: string): string {
