@@ -67,7 +67,11 @@ export async function loadDriver(opts: LoadDriverOptions): Promise<DriverHost> {
   const missing = pkg.imports.filter((i) => !(i in offered));
   if (missing.length > 0) throw new Error(`driver "${who.driver}" imports ${missing.join(', ')}, which was not granted`);
 
+  const preparing = performance.now();
   const prepared = await opts.engine.prepare({ bytes: pkg.bytes, digest: pkg.digest });
+  const prepareMs = Math.round(performance.now() - preparing);
+  // A first compile (wasmtime: tens of seconds for a JavaScript driver) is worth telling the operator about.
+  if (prepareMs >= 1000) logger.info({ digest: pkg.digest, engine: opts.engine.name, ms: prepareMs }, 'driver compiled; later starts load it from the cache');
   const imports = Object.fromEntries(prepared.imports.map((i) => [i, offered[i]])) as unknown as DriverImports;
   let invoker: Invoker;
   if (isolation.kind === 'process') {

@@ -9,7 +9,7 @@ import { adminSocketPath, bundledBridge, serve, stateDbPath, type UnixListener }
 import { adminRequest } from './admin-client.ts';
 import { installVersion } from '../../runtime/registry/versions.ts';
 import { defaultLimits } from '../../runtime/sandbox/process-sandbox.ts';
-import { createEngine, type EngineName } from '../../runtime/engine/select.ts';
+import { createEngine, defaultEngine, engineNames, type EngineName } from '../../runtime/engine/select.ts';
 import { join } from 'node:path';
 import { defaultCallTimeoutMs } from '../../runtime/driver-host.ts';
 import { grantPackage, privilegePrompt, readPackage, type DriverPackage } from '../../runtime/grants.ts';
@@ -66,8 +66,10 @@ async function grantInteractively(state: SqliteStateStore, pkg: DriverPackage, g
 }
 
 const stateDirOption = () => new Option('--state-dir <dir>', 'where state (SQLite), grants, the audit log and compiled drivers are kept').default(defaultStateDir);
-const engineOption = () => new Option('--engine <engine>', 'the engine that runs drivers: jco (JavaScript) or wasmtime (native)').choices(['jco', 'wasmtime']).default('jco');
-const cacheDirOption = () => new Option('--cache-dir <dir>', 'where compiled drivers are kept (default <state-dir>/cache); root only: what is there runs in the sandbox');
+const engineOption = () =>
+  new Option('--engine <engine>', 'the engine that runs drivers: wasmtime (native) or jco (JavaScript)').choices(engineNames).default(defaultEngine).env('WASMNET_ENGINE');
+const cacheDirOption = () =>
+  new Option('--cache-dir <dir>', 'where compiled drivers are kept (default <state-dir>/cache); root only: what is there runs in the sandbox').env('WASMNET_CACHE_DIR');
 
 /** Compiles a package for the engine now, so that serving or switching to it later does not wait for that. */
 async function precompile(pkg: DriverPackage, engine: EngineName, stateDir: string, cacheDir: string | undefined): Promise<void> {

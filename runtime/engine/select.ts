@@ -6,6 +6,11 @@ import { JcoEngine } from './jco.ts';
 
 export type EngineName = 'jco' | 'wasmtime';
 export const engineNames: readonly EngineName[] = ['jco', 'wasmtime'];
+/**
+ * The engine used when none is chosen: wasmtime, which starts from its cache
+ * and calls faster than jco and passes every test (see tests/bench/engines.bench.ts).
+ */
+export const defaultEngine: EngineName = 'wasmtime';
 
 export interface EngineOptions {
   /** Cap on a driver's linear memory, in bytes. */

@@ -17,7 +17,7 @@ import type { PreparedComponent } from '../engine/engine.ts';
 import type { CallOutcome, DriverCall, Invoker } from '../invoker.ts';
 import { encodeFrame, FrameReader } from './wire.ts';
 import { capProcessMemory } from './os-limits.ts';
-import type { EngineName } from '../engine/select.ts';
+import { defaultEngine, type EngineName } from '../engine/select.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const guestEntry = join(root, 'runtime/sandbox/guest.ts');
@@ -93,7 +93,7 @@ interface Pending {
  * permission model shut but for reading code (and, for the wasmtime engine,
  * loading its native addon).
  */
-export function sandboxCommand(cacheDir: string, heapMaxMb: number, entry = guestEntry, engine: EngineName = 'jco'): [string, string[]] {
+export function sandboxCommand(cacheDir: string, heapMaxMb: number, entry = guestEntry, engine: EngineName = defaultEngine): [string, string[]] {
   const addon = join(root, 'runtime/engine/wasmtime/wasmnet_wasmtime.node');
   if (typeof Deno !== 'undefined') {
     const ffi = engine === 'wasmtime' ? [`--allow-ffi=${addon}`] : [];

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
 import { callPlugin, requestJson } from '../lib/plugin-client.ts';
-import { REPO_ROOT, WasmnetHost, cliCommand, defaultRuntime } from '../lib/wasmnet-host.ts';
+import { REPO_ROOT, WasmnetHost, cliCommand, defaultRuntime, engineUnderTest } from '../lib/wasmnet-host.ts';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -99,7 +99,7 @@ try {
     }
   });
   const row = (name: string, xs: number[]) => console.log(`${name.padEnd(24)} n=${String(xs.length).padStart(6)}  p50 ${pct(xs, 50).toFixed(2).padStart(7)} ms  p99 ${pct(xs, 99).toFixed(2).padStart(7)} ms  max ${Math.max(...xs).toFixed(2).padStart(7)} ms`);
-  console.log(`swap bench: EndpointOperInfo at ${rate}/s, ${seconds} s without and ${seconds} s with ${swaps} swaps, runtime ${defaultRuntime()}, engine ${process.env.WASMNET_ENGINE ?? 'jco'}`);
+  console.log(`swap bench: EndpointOperInfo at ${rate}/s, ${seconds} s without and ${seconds} s with ${swaps} swaps, runtime ${defaultRuntime()}, engine ${engineUnderTest()}`);
   row('calls, no swaps', baseline);
   row('calls, during swaps', during);
   row('upgrade request to serving', serveMs);

@@ -31,7 +31,7 @@ import { randomBytes } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import process from 'node:process';
 import pino from 'pino';
-import { createEngine, type EngineName } from '../../runtime/engine/select.ts';
+import { createEngine } from '../../runtime/engine/select.ts';
 import type { Engine } from '../../runtime/engine/engine.ts';
 import { loadDriver } from '../../runtime/driver-loader.ts';
 import type { DriverHost } from '../../runtime/driver-host.ts';
@@ -41,7 +41,7 @@ import { defaultLimits, sandboxes, type ProcessSandbox, type SandboxLimits, type
 import type { CreateLinkRequest, LinkInfo, NetlinkBackend } from '../../runtime/netlink/backend.ts';
 import type { Options } from '../../runtime/contract.ts';
 import { callPlugin, requestJson } from '../lib/plugin-client.ts';
-import { REPO_ROOT, WasmnetHost } from '../lib/wasmnet-host.ts';
+import { REPO_ROOT, WasmnetHost, engineUnderTest, testCacheDir } from '../lib/wasmnet-host.ts';
 
 const ADVERSARY_WASM = join(REPO_ROOT, 'drivers-wasm/testing/adversary/build/adversary.wasm');
 const BRIDGE_WASM = join(REPO_ROOT, 'drivers-wasm/bridge/build/bridge.wasm');
@@ -257,7 +257,7 @@ const cases: Case[] = [
       const l = lines.find((x) => x.msg.startsWith('adversary: memory '));
       // jco: growing past the cap fails, the driver sees "out of memory" and says how far it got.
       // wasmtime: the instance traps when the memory cannot grow, before the driver can say anything.
-      if (!l && process.env.WASMNET_ENGINE === 'wasmtime') {
+      if (!l && engineUnderTest() === 'wasmtime') {
         assert.match(answer, /driver failed: .*(memory|grow|unreachable|trap)/i);
         return;
       }
@@ -464,8 +464,8 @@ function memoryNetlink(): NetlinkBackend {
 describe('containment, in-process: the adversary and the bridge in sandboxes of one host', { skip: unbuilt }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'wasmnet-containment-'));
   const dbFile = join(dir, 'state.db');
-  // Compiled drivers: the run's shared cache when the harness has one (WASMNET_CACHE_DIR), as the hosts of part 2 use it.
-  const cacheRoot = process.env.WASMNET_CACHE_DIR ?? join(dir, 'cache');
+  // Compiled drivers: the run's shared cache, as the hosts of part 2 use it.
+  const cacheRoot = testCacheDir();
   const logs: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(...parseLogLines(s)) });
   let state: SqliteStateStore;
@@ -493,8 +493,8 @@ describe('containment, in-process: the adversary and the bridge in sandboxes of 
 
   before(async () => {
     state = new SqliteStateStore(dbFile);
-    // The engine under test (WASMNET_ENGINE), as the host would choose it.
-    engine = await createEngine((process.env.WASMNET_ENGINE ?? 'jco') as EngineName, cacheRoot, { memoryMaxBytes: MEMORY_MAX, callTimeoutMs: DEADLINE_MS });
+    // The engine under test, as the host would choose it.
+    engine = await createEngine(engineUnderTest(), cacheRoot, { memoryMaxBytes: MEMORY_MAX, callTimeoutMs: DEADLINE_MS });
     adversary = await load(ADVERSARY_WASM, DEADLINE_MS, limits);
     advSandbox = lastSandboxOf(ADVERSARY);
     bridge = await load(BRIDGE_WASM, 10_000, {});

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep, tailFile } from '../e2e/lib/dockerd.ts';
+import { defaultEngine, engineNames, type EngineName } from '../../runtime/engine/select.ts';
 
 export type Runtime = 'node' | 'deno';
 
@@ -33,6 +34,28 @@ export function defaultRuntime(): Runtime {
   if (env) throw new Error(`WASMNET_RUNTIME must be node or deno, not ${JSON.stringify(env)}`);
   return 'Deno' in globalThis ? 'deno' : 'node';
 }
+
+/** env WASMNET_ENGINE (jco|wasmtime), else the host's default engine. */
+export function engineUnderTest(): EngineName {
+  const env = process.env.WASMNET_ENGINE;
+  if (!env) return defaultEngine;
+  if (!(engineNames as readonly string[]).includes(env)) throw new Error(`WASMNET_ENGINE must be one of ${engineNames.join(', ')}, not ${JSON.stringify(env)}`);
+  return env as EngineName;
+}
+
+/**
+ * The compiled-driver cache every host and CLI command of a test run shares:
+ * env WASMNET_CACHE_DIR, else <tmpdir>/wasmnet-test-cache. A wasmtime compile
+ * of a JavaScript driver takes tens of seconds; a fresh state dir per test
+ * must not pay it again. Entries are named by component digest and engine
+ * version, so sharing is safe. Set in this process's environment, so that the
+ * `wasmnet` commands tests spawn (which read WASMNET_CACHE_DIR) use it too.
+ */
+export function testCacheDir(): string {
+  process.env.WASMNET_CACHE_DIR ||= path.join(os.tmpdir(), 'wasmnet-test-cache');
+  return process.env.WASMNET_CACHE_DIR;
+}
+testCacheDir();
 
 /** A plugin name that no other run uses: <prefix>-<8 hex>. */
 export function uniquePluginName(prefix = 'wasmnet-e2e'): string {
@@ -158,9 +181,9 @@ export class WasmnetHost {
       '--name', this.name,
       // The tests grant what the bundled drivers' manifests ask for, as an operator scripting an install would.
       '--grant-all',
-      // The engine under test (WASMNET_ENGINE), and a compiled-driver cache shared by every host of the run.
-      ...(process.env.WASMNET_ENGINE ? ['--engine', process.env.WASMNET_ENGINE] : []),
-      ...(process.env.WASMNET_CACHE_DIR ? ['--cache-dir', process.env.WASMNET_CACHE_DIR] : []),
+      // The engine under test, and the compiled-driver cache shared by every host of the run.
+      '--engine', engineUnderTest(),
+      '--cache-dir', testCacheDir(),
       ...this.#extraArgs,
     ], this.#entry);
     if (!fs.existsSync(cmd.file)) throw new Error(`${cmd.file} not found (npm install?)`);
