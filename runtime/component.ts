@@ -1,25 +1,59 @@
 // Reading a component file: its digest and its world (what it imports and
 // exports), independent of the engine that will run it.
+import { Worker } from 'node:worker_threads';
+
+/** Worlds already read, by digest: reading one means parsing the whole component. */
+const worlds = new Map<string, { imports: string[]; exports: string[] }>();
+
+export interface ComponentRead {
+  /** The same bytes, handed back by the worker. */
+  bytes: Uint8Array;
+  digest: string;
+  imports: string[];
+  exports: string[];
+}
+
+/**
+ * Hashes a component and reads its world on a worker thread of its own
+ * (component-worker.ts), so that a host serving calls does not stall for it
+ * (an upgrade reads a package while calls keep coming). The bytes are
+ * transferred to the worker and back: the caller must use the returned
+ * `bytes`, the ones that were hashed.
+ */
+export async function readComponent(input: Uint8Array): Promise<ComponentRead> {
+  // A buffer of its own, whole, so that it can be transferred.
+  const bytes = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer ? input : input.slice();
+  const reply = await new Promise<{ bytes: Uint8Array; digest: string; world?: { imports: string[]; exports: string[] }; error?: string }>((resolve, reject) => {
+    const worker = new Worker(new URL('./component-worker.ts', import.meta.url), { workerData: { bytes, known: [...worlds.keys()] }, transferList: [bytes.buffer as ArrayBuffer] });
+    worker.once('message', (m) => {
+      resolve(m);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the component reader stopped (exit code ${code}) before answering`)));
+  });
+  if (reply.error !== undefined) throw new Error(reply.error);
+  let w = worlds.get(reply.digest);
+  if (!w) {
+    if (!reply.world) throw new Error(`the component reader returned no world for ${reply.digest}`);
+    w = reply.world;
+    worlds.set(reply.digest, w);
+  }
+  return { bytes: reply.bytes, digest: reply.digest, imports: [...w.imports], exports: [...w.exports] };
+}
+
 /**
  * The component's world: the interfaces it imports and exports, with their
  * versions (jco's own lists drop them). A world that imports or exports
  * anything but whole named interfaces (a bare function, an inline interface)
  * is refused: the host offers nothing of the kind.
  */
-/** Worlds already read, by digest: reading one means parsing the whole component. */
-const worlds = new Map<string, { imports: string[]; exports: string[] }>();
-
-/** componentWorld, remembered by digest (switching back to a version costs nothing). */
-export async function componentWorldOf(bytes: Uint8Array, digest: string): Promise<{ imports: string[]; exports: string[] }> {
-  let w = worlds.get(digest);
-  if (!w) {
-    w = await componentWorld(bytes);
-    worlds.set(digest, w);
-  }
-  return { imports: [...w.imports], exports: [...w.exports] };
-}
-
 export async function componentWorld(bytes: Uint8Array): Promise<{ imports: string[]; exports: string[] }> {
+  // The preamble: \0asm, then version 0x0d and layer 1 (a core module has version 1, layer 0).
+  const preamble = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+  if (bytes.length < 8 || preamble.some((b, i) => bytes[i] !== b)) {
+    throw new Error(`not a WebAssembly component: ${bytes.length >= 8 && bytes[4] === 1 ? 'a core module' : 'no component preamble'}`);
+  }
   const { componentWit } = await import('@bytecodealliance/jco-transpile/wasm-tools');
   let wit: string;
   try {

@@ -5,7 +5,7 @@
 // or a wider manifest, needs a new grant.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { componentWorldOf, digestOf } from './component.ts';
+import { readComponent } from './component.ts';
 import { checkImports, describePrivileges, type Manifest, ManifestError, parseManifest } from './manifest.ts';
 import type { Grant, GrantStore } from './store/store.ts';
 
@@ -24,7 +24,7 @@ export function manifestPathFor(component: string): string {
 }
 
 export async function readPackage(component: string, manifestPath = manifestPathFor(component)): Promise<DriverPackage> {
-  const bytes = await readFile(component).catch((e: NodeJS.ErrnoException) => {
+  const file = await readFile(component).catch((e: NodeJS.ErrnoException) => {
     throw new Error(`cannot read driver component ${component}: ${e.code === 'ENOENT' ? 'no such file (build the bundled drivers with `npm run build`)' : e.message}`);
   });
   const text = await readFile(manifestPath, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -37,10 +37,9 @@ export async function readPackage(component: string, manifestPath = manifestPath
     throw new ManifestError(`${manifestPath}: not JSON`);
   }
   const manifest = parseManifest(json, manifestPath);
-  const digest = await digestOf(bytes);
-  const world = await componentWorldOf(bytes, digest);
-  checkImports(world.imports, manifest);
-  return { component, bytes, digest, manifest, ...world };
+  const { bytes, digest, imports, exports } = await readComponent(file);
+  checkImports(imports, manifest);
+  return { component, bytes, digest, manifest, imports, exports };
 }
 
 /** The text shown before granting. */

@@ -8,7 +8,7 @@ import { createEngine, type EngineName } from '../engine/select.ts';
 import { callbacksImport } from '../callbacks.ts';
 import { InProcessInvoker, type DriverCall } from '../invoker.ts';
 import type { PreparedComponent } from '../engine/engine.ts';
-import { decodeBody, encodeFrame, maxFrameBytes } from './wire.ts';
+import { decodeBody, encodeFrame, isOneWay, maxFrameBytes } from './wire.ts';
 
 function readExactly(n: number): Buffer {
   const buf = Buffer.allocUnsafe(n);
@@ -47,9 +47,12 @@ function send(message: unknown): void {
 
 /** A host interface as the component sees it: every function is a request to the host. */
 function proxyInterface(iface: string): Record<string, (...args: unknown[]) => unknown> {
+  // Log lines return nothing and cannot fail: they are sent without waiting for an answer (isOneWay in wire.ts).
+  const oneWay = isOneWay(iface);
   return new Proxy({}, {
     get(_t, fn) {
       if (typeof fn !== 'string') return undefined;
+      if (oneWay) return (...args: unknown[]) => void send({ t: 'imp', iface, fn, args });
       return (...args: unknown[]) => {
         send({ t: 'imp', iface, fn, args });
         const reply = readMessage();

@@ -8,16 +8,17 @@
 // deadline; a driver that traps, crashes, returns too much or runs past its
 // deadline is killed and restarted with exponential backoff, and a driver that
 // keeps failing is marked failed: its calls then fail at once (fail-closed).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnSandboxProcess, type SandboxProcess } from './spawn.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
 import type { Logger } from 'pino';
 import type { PreparedComponent } from '../engine/engine.ts';
 import type { CallOutcome, DriverCall, Invoker } from '../invoker.ts';
-import { encodeFrame, FrameReader } from './wire.ts';
+import { encodeFrame, FrameReader, isOneWay } from './wire.ts';
 import { capProcessMemory } from './os-limits.ts';
 import { defaultEngine, type EngineName } from '../engine/select.ts';
+import { atBootPriority, raiseToHostPriority } from './priority.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const guestEntry = join(root, 'runtime/sandbox/guest.ts');
@@ -115,7 +116,7 @@ export class ProcessSandbox implements Invoker {
   readonly stats: SandboxStats = { starts: 0, traps: 0, timeouts: 0, crashes: 0, oversized: 0, expired: 0, failed: false };
   private readonly opts: SandboxOptions;
   private readonly limits: SandboxLimits;
-  private child: ChildProcess | undefined;
+  private child: SandboxProcess | undefined;
   private ready: Promise<void> | undefined;
   private pending: Pending | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -126,6 +127,7 @@ export class ProcessSandbox implements Invoker {
   private notBefore = 0;
   private closed = false;
   private warnedNoCgroup = false;
+  private warnedPriority = false;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -159,11 +161,12 @@ export class ProcessSandbox implements Invoker {
   }
 
   private spawnChild(): Promise<void> {
-    const [file, args] = sandboxCommand(this.opts.cacheRoot, this.limits.heapMaxMb, guestEntry, this.opts.engine);
+    // It boots at a low priority and is raised once ready (priority.ts): a starting version must not slow the one serving.
+    const [file, args] = atBootPriority(...sandboxCommand(this.opts.cacheRoot, this.limits.heapMaxMb, guestEntry, this.opts.engine));
     const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
     if (process.env.HOME) env.HOME = process.env.HOME;
     if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env, cwd: root });
+    const child = spawnSandboxProcess(file, args, { env, cwd: root });
     this.child = child;
     this.stats.starts++;
     const log = this.opts.logger;
@@ -187,6 +190,10 @@ export class ProcessSandbox implements Invoker {
           const m = msg as Record<string, unknown>;
           if (m.t === 'ready') {
             started = true;
+            if (child.pid !== undefined && !raiseToHostPriority(child.pid) && !this.warnedPriority) {
+              this.warnedPriority = true;
+              log.warn({ driver: this.opts.driver }, 'could not raise the sandbox from its boot priority (needs CAP_SYS_NICE): it serves at nice 19');
+            }
             resolveReady();
           } else if (m.t === 'init-failed') rejectReady(new Error(`driver ${this.opts.driver} did not start: ${String(m.message)}`));
           else if (m.t === 'imp') this.serveImport(child, m);
@@ -231,13 +238,19 @@ export class ProcessSandbox implements Invoker {
   }
 
   /** A host import requested by the driver: the broker runs it, its answer goes back. */
-  private serveImport(child: ChildProcess, m: Record<string, unknown>): void {
+  private serveImport(child: SandboxProcess, m: Record<string, unknown>): void {
     const iface = String(m.iface);
     const fn = String(m.fn);
     const impl = Object.hasOwn(this.opts.imports, iface) ? this.opts.imports[iface] : undefined;
     const f = impl && Object.hasOwn(impl, fn) ? impl[fn] : undefined;
+    // A one-way import (a log line) gets no answer: the driver did not wait for one.
+    const oneWay = isOneWay(iface);
     const send = (reply: unknown) => {
       if (child.exitCode !== null) return;
+      if (oneWay) {
+        if ((reply as { t: string }).t !== 'ret') this.opts.logger.warn({ driver: this.opts.driver, iface, fn, reply }, 'one-way host call refused');
+        return;
+      }
       let frame: Buffer;
       try {
         frame = encodeFrame(reply);
@@ -277,7 +290,7 @@ export class ProcessSandbox implements Invoker {
     }
   }
 
-  private kill(child: ChildProcess | undefined): void {
+  private kill(child: SandboxProcess | undefined): void {
     if (child && child.exitCode === null) child.kill('SIGKILL');
     if (this.child === child) {
       this.child = undefined;

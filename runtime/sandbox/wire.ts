@@ -26,6 +26,15 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * Host interfaces whose calls are one-way: the sandbox sends them and goes on,
+ * the host answers nothing. Only `wasmnet:host/log`, which returns nothing and
+ * cannot fail; a driver that logs in a loop still waits for the pipe.
+ */
+export function isOneWay(iface: string): boolean {
+  return iface.startsWith('wasmnet:host/log@');
+}
+
 export function encodeFrame(message: unknown): Buffer {
   const body = Buffer.from(JSON.stringify(message, replacer), 'utf8');
   if (body.length > maxFrameBytes) throw new Error(`message of ${body.length} bytes is over the ${maxFrameBytes}-byte limit`);

@@ -644,7 +644,16 @@ describe('containment, in-process: the adversary and the bridge in sandboxes of 
     const t0 = performance.now();
     const spin = adversary.createNetwork(freshId(), genericOption({ 'adversary.mode': 'loop' }), [], []).catch((e: Error) => e);
     let spinDone = false;
-    const back = spin.then(() => sb.start()).finally(() => (spinDone = true));
+    // The call's deadline and the sandbox's kill (or, on wasmtime, its interrupt) race: wait for the restart itself.
+    const startsBefore = sb.stats.starts;
+    const back = spin
+      .then(async () => {
+        while (sb.stats.starts === startsBefore) {
+          await sb.start();
+          await sleep(2);
+        }
+      })
+      .finally(() => (spinDone = true));
     let restarting = 0;
     while (!spinDone) {
       const t = performance.now();
