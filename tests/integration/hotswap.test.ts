@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
 import { callPlugin, requestJson } from '../lib/plugin-client.ts';
-import { cliCommand, defaultRuntime, REPO_ROOT, WasmnetHost } from '../lib/wasmnet-host.ts';
+import { cliCommand, defaultRuntime, engineUnderTest, REPO_ROOT, WasmnetHost } from '../lib/wasmnet-host.ts';
 import { SqliteStateStore } from '../../runtime/store/sqlite.ts';
 
 const DRIVER = 'wasmnet-bridge';
@@ -23,6 +23,15 @@ const missing = [join(REPO_ROOT, 'drivers-wasm/bridge/build/bridge.wasm'), ...va
 const reason = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : missing.length ? `needs the built drivers (${missing.join(', ')}); run npm run build` : undefined;
 
 const hex = (n: number) => randomBytes(n).toString('hex');
+/**
+ * The steady load of the swap tests, in protocol calls per second: 300 with
+ * the host on Node and the default engine (wasmtime). On the same 2-core
+ * machine, jco's JavaScript driver (several times the CPU per call) is held
+ * to half that, and a host on Deno (whose sandboxes start by forking the host
+ * and boot more slowly) to a third.
+ */
+const RATE = defaultRuntime() === 'deno' ? 100 : engineUnderTest() === 'jco' ? 150 : 300;
+const INSTANCES = RATE === 300 ? 8 : 4;
 
 function wasmnet(...args: string[]): { code: number | null; out: string } {
   const cmd = cliCommand(defaultRuntime(), args);
@@ -31,9 +40,14 @@ function wasmnet(...args: string[]): { code: number | null; out: string } {
 }
 
 interface Load {
+  /** Calls made. */
   calls: number;
   failures: string[];
+  /** From the first call to the last answer. */
   ms: number;
+  /** Calls answered while the load was being offered, and for how long it was. */
+  answeredWhileOffered: number;
+  offeredMs: number;
 }
 
 if (reason) {
@@ -45,7 +59,7 @@ if (reason) {
     const dir = mkdtempSync(join(tmpdir(), 'wasmnet-hs-'));
     const stateDir = join(dir, 'state');
     const admin = join(stateDir, 'admin.sock');
-    const host = new WasmnetHost({ socketDir: join(dir, 'plugins'), stateDir, name: 'wasmnet-hs', netns: ns, extraArgs: ['--call-timeout', '10000', '--instances', '8'] });
+    const host = new WasmnetHost({ socketDir: join(dir, 'plugins'), stateDir, name: 'wasmnet-hs', netns: ns, extraArgs: ['--call-timeout', '10000', '--instances', String(INSTANCES)] });
     const n1 = hex(32);
     let ip = 0;
 
@@ -80,6 +94,7 @@ if (reason) {
         } catch (e) {
           load.failures.push((e as Error).message);
         }
+        if (!load.offeredMs) load.answeredWhileOffered++;
       }
     }
 
@@ -89,7 +104,7 @@ if (reason) {
      * long the others take, as dockerd starting containers would send them.
      */
     async function underLoad<T>(callsPerSecond: number, until: () => Promise<T>): Promise<{ result: T; load: Load }> {
-      const load: Load = { calls: 0, failures: [], ms: 0 };
+      const load: Load = { calls: 0, failures: [], ms: 0, answeredWhileOffered: 0, offeredMs: 0 };
       let stop = false;
       const started = performance.now();
       const cycles: Promise<void>[] = [];
@@ -104,6 +119,7 @@ if (reason) {
         return { result: await until(), load };
       } finally {
         stop = true;
+        load.offeredMs = performance.now() - started;
         await pacer;
         await Promise.all(cycles);
         load.ms = performance.now() - started;
@@ -151,9 +167,9 @@ if (reason) {
       assert.equal(active(), '0.2.0');
     });
 
-    test('20 swaps under a steady load of 300 calls per second: no failed call, no lost state, no leaked link', async () => {
+    test(`20 swaps under a steady load of ${RATE} calls per second: no failed call, no lost state, no leaked link`, async () => {
       const swaps: number[] = [];
-      const { load } = await underLoad(300, async () => {
+      const { load } = await underLoad(RATE, async () => {
         for (let i = 0; i < 20; i++) {
           const target = i % 2 === 0 ? '0.1.0' : '0.2.0';
           const r = await upgrade(target);
@@ -162,11 +178,11 @@ if (reason) {
           await new Promise((res) => setTimeout(res, 100));
         }
       });
-      const rate = (load.calls / load.ms) * 1000;
-      console.log(`hot-swap: ${load.calls} calls in ${(load.ms / 1000).toFixed(1)} s (${rate.toFixed(0)} calls/s) across 20 swaps (median switch ${swaps.sort((a, b) => a - b)[10]} ms), ${load.failures.length} failed`);
+      // The load kept up: calls answered per second while the load was offered (the last cycles' answers come after).
+      const rate = (load.answeredWhileOffered / load.offeredMs) * 1000;
+      console.log(`hot-swap: ${load.calls} calls in ${(load.ms / 1000).toFixed(1)} s (${rate.toFixed(0)} calls/s answered while ${RATE}/s were offered) across 20 swaps (median switch ${swaps.sort((a, b) => a - b)[10]} ms), ${load.failures.length} failed`);
       assert.deepEqual(load.failures, []);
-      // The load was kept up: every call was answered at the pace it was sent (allowing the last cycles' tail).
-      assert.ok(rate >= 290, `the host answered ${rate.toFixed(0)} calls/s, not the 300 sent`);
+      assert.ok(rate >= RATE * 0.95, `the host answered ${rate.toFixed(0)} calls/s, not the ${RATE} sent`);
       assert.equal(active(), '0.2.0');
       // Every endpoint was deleted: the driver's records of them, and their veths, are gone; the network remains.
       assert.deepEqual(storeKeys('endpoint/'), []);
@@ -179,7 +195,7 @@ if (reason) {
 
     test('a version that fails its checks never takes over: zero failed calls', async () => {
       const before = storeKeys('');
-      const { result, load } = await underLoad(300, async () => [await upgrade('0.6.0'), await upgrade('0.4.0'), await upgrade('0.5.0')]);
+      const { result, load } = await underLoad(RATE, async () => [await upgrade('0.6.0'), await upgrade('0.4.0'), await upgrade('0.5.0')]);
       const [selfCheck, scope, migration] = result as [Awaited<ReturnType<typeof upgrade>>, Awaited<ReturnType<typeof upgrade>>, Awaited<ReturnType<typeof upgrade>>];
       assert.equal(selfCheck.status, 409);
       assert.match(JSON.stringify(selfCheck.json), /fails its self-check on purpose/);
@@ -196,13 +212,13 @@ if (reason) {
     test('a version that fails calls after taking over is rolled back by itself', async () => {
       const r = await upgrade('0.3.0');
       assert.equal(r.status, 200, JSON.stringify(r.json));
-      const load: Load = { calls: 0, failures: [], ms: 0 };
+      const load: Load = { calls: 0, failures: [], ms: 0, answeredWhileOffered: 0, offeredMs: 0 };
       const deadline = Date.now() + 30_000;
       while (active() !== '0.2.0' && Date.now() < deadline) await cycle(n1, '10.66', load);
       assert.equal(active(), '0.2.0', 'rolled back to the version before');
       assert.ok(load.failures.length >= 3 && load.failures.length <= 12, `${load.failures.length} calls failed before the rollback`);
       // After the rollback, calls succeed again.
-      const after: Load = { calls: 0, failures: [], ms: 0 };
+      const after: Load = { calls: 0, failures: [], ms: 0, answeredWhileOffered: 0, offeredMs: 0 };
       for (let i = 0; i < 5; i++) await cycle(n1, '10.66', after);
       assert.deepEqual(after.failures, []);
       // Endpoints half made while the faulty version served are cleaned up by the good one.
