@@ -13,8 +13,37 @@ export interface ComponentRead {
   exports: string[];
 }
 
+type Reply = { id: number; bytes: Uint8Array; digest: string; world?: { imports: string[]; exports: string[] }; error?: string };
+
+/** The reader thread (component-worker.ts), started at the first read, and the reads waiting for it. */
+let reader: { worker: Worker; pending: Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }> } | undefined;
+let nextRead = 1;
+
+function readerThread(): NonNullable<typeof reader> {
+  if (reader) return reader;
+  const worker = new Worker(new URL('./component-worker.ts', import.meta.url));
+  const r = { worker, pending: new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>() };
+  const fail = (e: Error) => {
+    if (reader === r) reader = undefined;
+    for (const p of r.pending.values()) p.reject(e);
+    r.pending.clear();
+  };
+  worker.on('message', (m: Reply) => {
+    const p = r.pending.get(m.id);
+    r.pending.delete(m.id);
+    if (r.pending.size === 0) worker.unref();
+    p?.resolve(m);
+  });
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`the component reader stopped (exit code ${code}) before answering`)));
+  // It keeps the host alive only while a read waits for it (unref after the listeners: adding one refs the worker again).
+  worker.unref();
+  reader = r;
+  return r;
+}
+
 /**
- * Hashes a component and reads its world on a worker thread of its own
+ * Hashes a component and reads its world on a worker thread of the host's
  * (component-worker.ts), so that a host serving calls does not stall for it
  * (an upgrade reads a package while calls keep coming). The bytes are
  * transferred to the worker and back: the caller must use the returned
@@ -23,14 +52,12 @@ export interface ComponentRead {
 export async function readComponent(input: Uint8Array): Promise<ComponentRead> {
   // A buffer of its own, whole, so that it can be transferred.
   const bytes = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer ? input : input.slice();
-  const reply = await new Promise<{ bytes: Uint8Array; digest: string; world?: { imports: string[]; exports: string[] }; error?: string }>((resolve, reject) => {
-    const worker = new Worker(new URL('./component-worker.ts', import.meta.url), { workerData: { bytes, known: [...worlds.keys()] }, transferList: [bytes.buffer as ArrayBuffer] });
-    worker.once('message', (m) => {
-      resolve(m);
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the component reader stopped (exit code ${code}) before answering`)));
+  const r = readerThread();
+  const id = nextRead++;
+  const reply = await new Promise<Reply>((resolve, reject) => {
+    r.pending.set(id, { resolve, reject });
+    r.worker.ref();
+    r.worker.postMessage({ id, bytes, known: [...worlds.keys()] }, [bytes.buffer as ArrayBuffer]);
   });
   if (reply.error !== undefined) throw new Error(reply.error);
   let w = worlds.get(reply.digest);

@@ -74,10 +74,22 @@ export async function serve(config: ServeConfig, state: SqliteStateStore, listen
     for (const c of closers.reverse()) await c();
   };
   try {
+    // Packages read and verified by this host, by digest, so that switching back to a version does not read and hash it again.
+    const packages = new Map<string, DriverPackage>([[config.pkg.digest, config.pkg]]);
+    const packageOf = async (v: InstalledVersion): Promise<DriverPackage> => {
+      const known = packages.get(v.digest);
+      if (known) return known;
+      const pkg = await readPackage(v.component, v.manifest);
+      if (pkg.digest !== v.digest) throw new Error(`${v.component} no longer holds ${v.driver} ${v.version}: it hashes to ${pkg.digest}, not ${v.digest}`);
+      // The few most recent only: each holds a whole component.
+      if (packages.size >= 4) packages.delete(packages.keys().next().value!);
+      packages.set(v.digest, pkg);
+      return pkg;
+    };
     const load = async (v: InstalledVersion) =>
       loadDriver({
         engine,
-        pkg: await readPackage(v.component, v.manifest),
+        pkg: await packageOf(v),
         state,
         netlink,
         logger,

@@ -5,6 +5,7 @@
 // and the heap cap still hold, and the host says so in its log.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import process from 'node:process';
 
 interface CgroupFlavour {
   /** Directory of the host's own memory cgroup. */
@@ -32,22 +33,31 @@ function detect(): CgroupFlavour | undefined {
 
 export interface MemoryCgroup {
   path: string;
+  /**
+   * The command line that runs `file args` inside the cgroup: a shell writes
+   * its own pid to `cgroup.procs`, then execs the command (so the sandbox is
+   * capped before it runs a line of its own). Moving a process between
+   * cgroups waits for an RCU grace period (5 to 20 ms, more under load); the
+   * child waits for it, not the host's event loop.
+   */
+  wrap(file: string, args: string[]): [string, string[]];
   /** Removes the cgroup (after its process has exited). */
   remove(): void;
 }
 
-/** Puts `pid` into a new memory cgroup capped at `bytes`; undefined when the machine offers none. */
-export function capProcessMemory(pid: number, bytes: number, name: string): MemoryCgroup | undefined {
+let serial = 0;
+
+/** A new memory cgroup capped at `bytes`, for one sandbox process; undefined when the machine offers none. */
+export function memoryCgroup(bytes: number, name: string): MemoryCgroup | undefined {
   const flavour = detect();
   if (!flavour) return undefined;
-  const path = join(flavour.base, `wasmnet-${name.replace(/[^a-z0-9._-]/g, '_')}-${pid}`);
+  const path = join(flavour.base, `wasmnet-${name.replace(/[^a-z0-9._-]/g, '_')}-${process.pid}-${++serial}`);
   try {
     mkdirSync(path);
     writeFileSync(join(path, flavour.limitFile), String(bytes));
     if (flavour.limitFile === 'memory.limit_in_bytes' && existsSync(join(path, 'memory.memsw.limit_in_bytes'))) {
       writeFileSync(join(path, 'memory.memsw.limit_in_bytes'), String(bytes));
     }
-    writeFileSync(join(path, 'cgroup.procs'), String(pid));
   } catch {
     try {
       rmdirSync(path);
@@ -58,6 +68,7 @@ export function capProcessMemory(pid: number, bytes: number, name: string): Memo
   }
   return {
     path,
+    wrap: (file, args) => ['/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(path, 'cgroup.procs'), file, ...args]],
     remove() {
       try {
         rmdirSync(path);

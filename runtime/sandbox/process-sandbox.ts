@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { PreparedComponent } from '../engine/engine.ts';
 import type { CallOutcome, DriverCall, Invoker } from '../invoker.ts';
 import { encodeFrame, FrameReader, isOneWay } from './wire.ts';
-import { capProcessMemory } from './os-limits.ts';
+import { memoryCgroup } from './os-limits.ts';
 import { defaultEngine, type EngineName } from '../engine/select.ts';
 import { atBootPriority, raiseToHostPriority } from './priority.ts';
 
@@ -161,22 +161,29 @@ export class ProcessSandbox implements Invoker {
   }
 
   private spawnChild(): Promise<void> {
-    // It boots at a low priority and is raised once ready (priority.ts): a starting version must not slow the one serving.
-    const [file, args] = atBootPriority(...sandboxCommand(this.opts.cacheRoot, this.limits.heapMaxMb, guestEntry, this.opts.engine));
-    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
-    if (process.env.HOME) env.HOME = process.env.HOME;
-    if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
-    const child = spawnSandboxProcess(file, args, { env, cwd: root });
-    this.child = child;
-    this.stats.starts++;
     const log = this.opts.logger;
-    // The OS-level cap is in place before the driver is loaded (the guest waits for init).
+    // The OS-level cap: the process enters its memory cgroup before the runtime starts (os-limits.ts).
     const cap = this.limits.memoryMaxBytes + this.limits.heapMaxMb * 1024 * 1024 + this.limits.processOverheadBytes;
-    const cgroup = child.pid === undefined ? undefined : capProcessMemory(child.pid, cap, this.opts.driver);
+    const cgroup = memoryCgroup(cap, this.opts.driver);
     if (!cgroup && !this.warnedNoCgroup) {
       this.warnedNoCgroup = true;
       log.warn({ driver: this.opts.driver }, 'no memory cgroup available: the sandbox has its wasm and heap caps but no OS-level memory cap');
     }
+    // It boots at a low priority and is raised once ready (priority.ts): a starting version must not slow the one serving.
+    const command = atBootPriority(...sandboxCommand(this.opts.cacheRoot, this.limits.heapMaxMb, guestEntry, this.opts.engine));
+    const [file, args] = cgroup ? cgroup.wrap(...command) : command;
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
+    if (process.env.HOME) env.HOME = process.env.HOME;
+    if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
+    let child: SandboxProcess;
+    try {
+      child = spawnSandboxProcess(file, args, { env, cwd: root });
+    } catch (e) {
+      cgroup?.remove();
+      return Promise.reject(e);
+    }
+    this.child = child;
+    this.stats.starts++;
     let stderr = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
