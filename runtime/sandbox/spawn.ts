@@ -80,7 +80,7 @@ function bindLibc(): Libc {
   return libc;
 }
 
-/** Signals posix_spawn resets to their default action in the child (all but SIGKILL and SIGSTOP, which cannot be caught). */
+/** Every signal, reset to its default action in the child (the host ignores or handles some; SIGKILL and SIGSTOP stay as they are). */
 function allSignals(): Uint8Array {
   const set = new Uint8Array(SIGSET_SIZE);
   set.fill(0xff, 0, 8); // signals 1 to 64
