@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
 import { hostLinks, linkExists, type Link } from './lib/links.ts';
+import { containerChecks } from './lib/containers.ts';
 import { REPO_ROOT, WasmnetHost, cliCommand, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.201.0.0/24';
@@ -23,12 +24,6 @@ const GATEWAY = '10.201.0.1';
 const LINK_PREFIX = process.env.WASMNET_E2E_LINK_PREFIX ?? 'wn';
 
 
-
-interface NetSettings {
-  IPAddress: string;
-  IPPrefixLen: number;
-  Gateway: string;
-}
 
 const reason = canRunDockerd();
 
@@ -48,39 +43,7 @@ if (reason) {
     let linksBefore = new Set<string>();
     let networkCreated = false;
 
-    async function ipOf(name: string): Promise<NetSettings> {
-      assert.ok(d);
-      const nets = JSON.parse(await d.docker('inspect', '-f', '{{json .NetworkSettings.Networks}}', name)) as Record<string, NetSettings>;
-      const s = nets[net];
-      assert.ok(s && s.IPAddress, `${name} has an address on ${net}: ${JSON.stringify(nets)}`);
-      return s;
-    }
-
-    async function assertAddressAndRoute(name: string): Promise<NetSettings> {
-      assert.ok(d);
-      const s = await ipOf(name);
-      assert.ok(s.IPAddress.startsWith('10.201.0.'), `${s.IPAddress} in ${SUBNET}`);
-      const addr = await d.docker('exec', name, 'ip', '-4', 'addr', 'show', 'eth0');
-      assert.ok(addr.includes(`inet ${s.IPAddress}/${s.IPPrefixLen}`), `eth0 of ${name} has ${s.IPAddress}/${s.IPPrefixLen}:\n${addr}`);
-      const routes = await d.docker('exec', name, 'ip', '-4', 'route');
-      assert.match(routes, new RegExp(`^default via ${GATEWAY.replaceAll('.', '\\.')} dev eth0`, 'm'), `routes of ${name}:\n${routes}`);
-      return s;
-    }
-
-    async function assertPing(from: string, to: string): Promise<void> {
-      assert.ok(d);
-      const ip = (await ipOf(to)).IPAddress;
-      const r = await d.dockerResult(['exec', from, 'ping', '-c', '1', '-W', '2', ip], { timeoutMs: 20_000 });
-      assert.equal(r.code, 0, `${from} pings ${to} (${ip}):\n${r.stdout}${r.stderr}`);
-      assert.match(r.stdout, /1 packets received/);
-    }
-
-    function diagnostics(): string {
-      return [
-        host ? `--- wasmnet host output (${host.logFile}):\n${host.logTail(60)}` : '',
-        d ? `--- dockerd log (${d.logFile}):\n${d.logTail(30)}` : '',
-      ].join('\n');
-    }
+    const { settingsOf, assertAddressAndRoute, assertPing, diagnostics } = containerChecks({ network: net, subnet: SUBNET, gateway: GATEWAY, dockerd: () => d, host: () => host });
 
     before(async () => {
       linksBefore = new Set(hostLinks().map((l) => l.ifname).filter((n) => n.startsWith(LINK_PREFIX)));

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { BUSYBOX_IMAGE, canRunDockerd, runCommand, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
 import { hostLinks, linkExists, type Link } from './lib/links.ts';
+import { containerChecks, type NetSettings } from './lib/containers.ts';
 import { NODE_BIN, REPO_ROOT, WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.203.0.0/24';
@@ -28,13 +29,6 @@ const DRIVER_DIR = path.join(REPO_ROOT, 'drivers-wasm/cbridge');
 const COMPONENT = path.join(DRIVER_DIR, 'build/cbridge.wasm');
 
 
-
-interface NetSettings {
-  IPAddress: string;
-  IPPrefixLen: number;
-  Gateway: string;
-  MacAddress: string;
-}
 
 const reason = canRunDockerd();
 
@@ -54,50 +48,16 @@ if (reason) {
     let linksBefore = new Set<string>();
     let networkCreated = false;
 
-    async function settingsOf(name: string): Promise<NetSettings> {
-      assert.ok(d);
-      const nets = JSON.parse(await d.docker('inspect', '-f', '{{json .NetworkSettings.Networks}}', name)) as Record<string, NetSettings>;
-      const s = nets[net];
-      assert.ok(s && s.IPAddress, `${name} has an address on ${net}: ${JSON.stringify(nets)}`);
-      return s;
-    }
+    const { assertAddressAndRoute, assertPing, diagnostics, withDiagnostics } = containerChecks({ network: net, subnet: SUBNET, gateway: GATEWAY, dockerd: () => d, host: () => host });
 
+    /** Address and route, and the driver's MAC: 02:42 and the four bytes of the IPv4 address. */
     async function assertAddressRouteMac(name: string): Promise<NetSettings> {
       assert.ok(d);
-      const s = await settingsOf(name);
-      assert.ok(s.IPAddress.startsWith('10.203.0.'), `${s.IPAddress} in ${SUBNET}`);
-      const addr = await d.docker('exec', name, 'ip', '-4', 'addr', 'show', 'eth0');
-      assert.ok(addr.includes(`inet ${s.IPAddress}/${s.IPPrefixLen}`), `eth0 of ${name} has ${s.IPAddress}/${s.IPPrefixLen}:\n${addr}`);
-      // The driver's MAC: 02:42 and the four bytes of the IPv4 address.
+      const s = await assertAddressAndRoute(name);
       const mac = `02:42:${s.IPAddress.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
-      assert.ok(addr.includes(`link/ether ${mac}`) || (await d.docker('exec', name, 'ip', 'link', 'show', 'eth0')).includes(`link/ether ${mac}`), `eth0 of ${name} has MAC ${mac}`);
-      const routes = await d.docker('exec', name, 'ip', '-4', 'route');
-      assert.match(routes, new RegExp(`^default via ${GATEWAY.replaceAll('.', '\\.')} dev eth0`, 'm'), `routes of ${name}:\n${routes}`);
+      const link = await d.docker('exec', name, 'ip', 'link', 'show', 'eth0');
+      assert.ok(link.includes(`link/ether ${mac}`), `eth0 of ${name} has MAC ${mac}:\n${link}`);
       return s;
-    }
-
-    async function assertPing(from: string, to: string): Promise<void> {
-      assert.ok(d);
-      const ip = (await settingsOf(to)).IPAddress;
-      const r = await d.dockerResult(['exec', from, 'ping', '-c', '1', '-W', '2', ip], { timeoutMs: 20_000 });
-      assert.equal(r.code, 0, `${from} pings ${to} (${ip}):\n${r.stdout}${r.stderr}`);
-      assert.match(r.stdout, /1 packets received/);
-    }
-
-    function diagnostics(): string {
-      return [
-        host ? `--- wasmnet host output (${host.logFile}):\n${host.logTail(60)}` : '',
-        d ? `--- dockerd log (${d.logFile}):\n${d.logTail(30)}` : '',
-      ].join('\n');
-    }
-
-    async function withDiagnostics<T>(f: () => Promise<T>): Promise<T> {
-      try {
-        return await f();
-      } catch (err) {
-        if (err instanceof Error) err.message += `\n${diagnostics()}`;
-        throw err;
-      }
     }
 
     before(async () => {

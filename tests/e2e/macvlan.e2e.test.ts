@@ -24,6 +24,7 @@ import path from 'node:path';
 import { BUSYBOX_IMAGE, canRunDockerd, runCommand, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
 import { hostLinks, linkExists, type Link } from './lib/links.ts';
+import { containerChecks } from './lib/containers.ts';
 import { NODE_BIN, NODE_ENTRY, REPO_ROOT, WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
 const SUBNET = '10.202.0.0/24';
@@ -42,12 +43,6 @@ function parentSnapshot(name: string): string {
   return JSON.stringify({ link, ipv4: addrs.map((a) => a.addr_info ?? []) }, null, 1);
 }
 
-interface NetSettings {
-  IPAddress: string;
-  IPPrefixLen: number;
-  Gateway: string;
-  MacAddress: string;
-}
 
 const reason = canRunDockerd();
 
@@ -76,25 +71,7 @@ if (reason) {
     /** Links of the driver in the host namespace that this run made (macvlans on our parent). */
     const ourMacvlans = (): Link[] => hostLinks().filter((l) => l.ifname.startsWith(LINK_PREFIX) && !linksBefore.has(l.ifname));
 
-    async function settingsOf(name: string): Promise<NetSettings> {
-      assert.ok(d);
-      const nets = JSON.parse(await d.docker('inspect', '-f', '{{json .NetworkSettings.Networks}}', name)) as Record<string, NetSettings>;
-      const s = nets[net];
-      assert.ok(s && s.IPAddress, `${name} has an address on ${net}: ${JSON.stringify(nets)}`);
-      return s;
-    }
-
-    async function assertAddressAndRoute(name: string): Promise<NetSettings> {
-      assert.ok(d);
-      const s = await settingsOf(name);
-      assert.ok(s.IPAddress.startsWith('10.202.0.'), `${s.IPAddress} in ${SUBNET}`);
-      assert.equal(s.Gateway, GATEWAY);
-      const addr = await d.docker('exec', name, 'ip', '-4', 'addr', 'show', 'eth0');
-      assert.ok(addr.includes(`inet ${s.IPAddress}/${s.IPPrefixLen}`), `eth0 of ${name} has ${s.IPAddress}/${s.IPPrefixLen}:\n${addr}`);
-      const routes = await d.docker('exec', name, 'ip', '-4', 'route');
-      assert.match(routes, new RegExp(`^default via ${GATEWAY.replaceAll('.', '\\.')} dev eth0`, 'm'), `routes of ${name}:\n${routes}`);
-      return s;
-    }
+    const { settingsOf, assertAddressAndRoute, assertPing, diagnostics, withDiagnostics } = containerChecks({ network: net, subnet: SUBNET, gateway: GATEWAY, dockerd: () => d, host: () => host });
 
     /** eth0 of the container, as the host's iproute2 shows it from inside the container's namespace. */
     async function eth0Of(name: string): Promise<Link> {
@@ -106,30 +83,6 @@ if (reason) {
       const [l] = JSON.parse(r.stdout) as Link[];
       assert.ok(l, `${name} has eth0`);
       return l;
-    }
-
-    async function assertPing(from: string, to: string): Promise<void> {
-      assert.ok(d);
-      const ip = (await settingsOf(to)).IPAddress;
-      const r = await d.dockerResult(['exec', from, 'ping', '-c', '1', '-W', '2', ip], { timeoutMs: 20_000 });
-      assert.equal(r.code, 0, `${from} pings ${to} (${ip}):\n${r.stdout}${r.stderr}`);
-      assert.match(r.stdout, /1 packets received/);
-    }
-
-    function diagnostics(): string {
-      return [
-        host ? `--- wasmnet host output (${host.logFile}):\n${host.logTail(60)}` : '',
-        d ? `--- dockerd log (${d.logFile}):\n${d.logTail(30)}` : '',
-      ].join('\n');
-    }
-
-    async function withDiagnostics<T>(f: () => Promise<T>): Promise<T> {
-      try {
-        return await f();
-      } catch (err) {
-        if (err instanceof Error) err.message += `\n${diagnostics()}`;
-        throw err;
-      }
     }
 
     before(async () => {
