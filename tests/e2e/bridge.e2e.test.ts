@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BUSYBOX_IMAGE, canRunDockerd, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
-import { hostLinks, linkExists, type Link } from './lib/links.ts';
+import { describeLink, hostLinks, linkExists, linksLeft } from './lib/links.ts';
 import { containerChecks } from './lib/containers.ts';
 import { REPO_ROOT, WasmnetHost, cliCommand, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
@@ -152,18 +152,8 @@ if (reason) {
       await d.dockerWith({ timeoutMs: 90_000 }, 'rm', '-f', ...containers);
       await d.dockerWith({ timeoutMs: 90_000 }, 'network', 'rm', net);
       networkCreated = false;
-      // deletes are synchronous in dockerd, but allow the host a moment
-      let left: Link[] = [];
-      for (let i = 0; i < 20; i++) {
-        left = hostLinks().filter((l) => l.ifname === bridge || (l.ifname.startsWith(LINK_PREFIX) && !linksBefore.has(l.ifname)));
-        if (left.length === 0) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      assert.deepEqual(
-        left.map((l) => `${l.ifname} (${l.linkinfo?.info_kind ?? l.link_type})`),
-        [],
-        `links left by the driver:\n${diagnostics()}`,
-      );
+      const left = await linksLeft((l) => l.ifname === bridge || (l.ifname.startsWith(LINK_PREFIX) && !linksBefore.has(l.ifname)));
+      assert.deepEqual(left.map(describeLink), [], `links left by the driver:\n${diagnostics()}`);
     });
   });
 }

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BUSYBOX_IMAGE, canRunDockerd, runCommand, startDockerd } from './lib/dockerd.ts';
 import type { Dockerd } from './lib/dockerd.ts';
-import { hostLinks, linkExists, type Link } from './lib/links.ts';
+import { describeLink, hostLinks, linkExists, linksLeft, type Link } from './lib/links.ts';
 import { containerChecks } from './lib/containers.ts';
 import { NODE_BIN, NODE_ENTRY, REPO_ROOT, WasmnetHost, defaultRuntime, uniquePluginName } from '../lib/wasmnet-host.ts';
 
@@ -209,17 +209,8 @@ if (reason) {
       await d.dockerWith({ timeoutMs: 90_000 }, 'rm', '-f', ...containers);
       await d.dockerWith({ timeoutMs: 90_000 }, 'network', 'rm', net);
       networkCreated = false;
-      let left: Link[] = [];
-      for (let i = 0; i < 20; i++) {
-        left = ourMacvlans();
-        if (left.length === 0) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      assert.deepEqual(
-        left.map((l) => `${l.ifname} (${l.linkinfo?.info_kind ?? l.link_type} on ${l.link})`),
-        [],
-        `links left by the driver:\n${diagnostics()}`,
-      );
+      const left = await linksLeft((l) => l.ifname.startsWith(LINK_PREFIX) && !linksBefore.has(l.ifname));
+      assert.deepEqual(left.map(describeLink), [], `links left by the driver:\n${diagnostics()}`);
       assert.equal(parentSnapshot(parent), parentBefore, 'the parent is unchanged');
     });
 
