@@ -17,12 +17,11 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
-import { callOk, callPlugin } from '../lib/plugin-client.ts';
+import { callOk, callPlugin, requestJson } from '../lib/plugin-client.ts';
 import { DENO_BIN, DENO_ENTRY, NODE_BIN, NODE_ENTRY, REPO_ROOT, WasmnetHost, defaultRuntime } from '../lib/wasmnet-host.ts';
 
 const hostileComponent = join(REPO_ROOT, 'drivers-wasm/testing/hostile/build/hostile.wasm');
@@ -140,26 +139,11 @@ function tables(ns: string) {
   });
 }
 
-/** GET on the admin API (a unix socket). */
-function adminGet(socketPath: string, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method: 'GET', timeout: 30_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`GET ${path}: ${res.statusCode} ${text}`));
-        try {
-          resolve(JSON.parse(text));
-        } catch {
-          reject(new Error(`GET ${path}: reply is not JSON: ${text.slice(0, 200)}`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no reply`)));
-    req.on('error', reject);
-    req.end();
-  });
+/** GET on the admin API (a unix socket); anything but 200 fails. */
+async function adminGet(socketPath: string, path: string): Promise<unknown> {
+  const r = await requestJson(socketPath, 'GET', path);
+  if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
 }
 
 /** `wasmnet <args>` on the runtime under test, as a child process. */
