@@ -3,7 +3,7 @@
 // own cgroup. Past the cap the kernel kills the sandbox, never the host. Where
 // no memory controller is writable (not root, no cgroup), the wasm memory cap
 // and the heap cap still hold, and the host says so in its log.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import process from 'node:process';
 
@@ -46,11 +46,49 @@ export interface MemoryCgroup {
 }
 
 let serial = 0;
+let swept = false;
+
+/** Whether process `pid` exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the cgroups that hosts which are gone left behind (a host killed
+ * before its sandboxes' exits were seen). A cgroup is named after the host's
+ * pid; one whose host still runs is left alone, and the kernel refuses to
+ * remove one that still holds a process.
+ */
+function sweep(base: string): void {
+  if (swept) return;
+  swept = true;
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^wasmnet-.+-(\d+)-\d+$/.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      rmdirSync(join(base, name));
+    } catch {
+      // still holds a process, or gone
+    }
+  }
+}
 
 /** A new memory cgroup capped at `bytes`, for one sandbox process; undefined when the machine offers none. */
 export function memoryCgroup(bytes: number, name: string): MemoryCgroup | undefined {
   const flavour = detect();
   if (!flavour) return undefined;
+  sweep(flavour.base);
   const path = join(flavour.base, `wasmnet-${name.replace(/[^a-z0-9._-]/g, '_')}-${process.pid}-${++serial}`);
   try {
     mkdirSync(path);

@@ -392,6 +392,17 @@ export class ProcessSandbox implements Invoker {
   async close(): Promise<void> {
     this.closed = true;
     openSandboxes.delete(this);
-    this.kill(this.child);
+    const child = this.child;
+    this.kill(child);
+    // Until it is gone (briefly at most), so that its cgroup goes with it before the host exits.
+    if (child && child.exitCode === null) {
+      await new Promise<void>((done) => {
+        const timer = setTimeout(done, 2_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          done();
+        });
+      });
+    }
   }
 }
