@@ -217,7 +217,8 @@ if (reason) {
       const deadline = Date.now() + 30_000;
       while (active() !== '0.2.0' && Date.now() < deadline) await cycle(n1, '10.66', load);
       assert.equal(active(), '0.2.0', 'rolled back to the version before');
-      assert.ok(load.failures.length >= 3 && load.failures.length <= 12, `${load.failures.length} calls failed before the rollback`);
+      // Three failures trigger it; calls keep failing on the faulty version while the previous one's sandboxes start again (seconds on Deno).
+      assert.ok(load.failures.length >= 3 && load.failures.length <= 40, `${load.failures.length} calls failed before the rollback`);
       // After the rollback, calls succeed again.
       const after: Load = { calls: 0, failures: [], ms: 0, answeredWhileOffered: 0, offeredMs: 0 };
       for (let i = 0; i < 5; i++) await cycle(n1, '10.66', after);
